@@ -1,0 +1,3 @@
+from transfergrid.cli.app import main
+
+main()

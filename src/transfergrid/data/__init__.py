@@ -1,0 +1,1 @@
+"""Benchmark data: raw upstream files -> Items, per (task, language, split); parallel manifests."""

@@ -1,0 +1,343 @@
+"""The study file: a declarative TOML spec of the grid, validated once at the boundary.
+
+Defaults are the reference recipe of "Donors and Recipients" (MISSION.md). After `load_study`
+the rest of the code receives a validated, frozen `Study` and never re-validates.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from transfergrid.errors import StudyError
+from transfergrid.records import Cell
+
+FORMATS = ("cloze", "letters", "numbers")
+REFERENCE_SEEDS = [17, 42, 101]
+REFERENCE_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Spec):
+    """One model of the study. `id` is the name results carry (`model_name`)."""
+
+    id: str
+    source: str
+    family: str | None = None
+    size_b: float | None = Field(default=None, gt=0, description="parameters, in billions")
+    revision: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+    @model_validator(mode="after")
+    def _infer(self) -> "ModelSpec":
+        family, size = infer_family_size(f"{self.id} {self.source}")
+        if self.family is None and family:
+            object.__setattr__(self, "family", family)
+        if self.size_b is None and size:
+            object.__setattr__(self, "size_b", size)
+        return self
+
+
+class GridSpec(_Spec):
+    tasks: list[str] = Field(min_length=1)
+    languages: list[str] = Field(min_length=1)
+    sources: list[str] | None = Field(default=None, description="TASK:LANG source cells (default: every cell)")
+    targets: list[str] | None = Field(default=None, description="TASK:LANG target cells (default: every cell)")
+
+    @field_validator("tasks", "languages")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dup = sorted({x for x in v if v.count(x) > 1})
+        if dup:
+            raise ValueError(f"listed twice: {', '.join(dup)}")
+        return v
+
+    @model_validator(mode="after")
+    def _cells_in_grid(self) -> "GridSpec":
+        for name in ("sources", "targets"):
+            for text in getattr(self, name) or []:
+                task, sep, lang = text.partition(":")
+                if not sep or task not in self.tasks or lang not in self.languages:
+                    raise ValueError(f"{name}: {text!r} is not a TASK:LANG cell of the grid "
+                                     f"(tasks {self.tasks}, languages {self.languages})")
+        return self
+
+
+class DataSpec(_Spec):
+    dir: str | None = Field(default=None, description="data root; else $TRANSFERGRID_DATA, else ../shared/data")
+    sources: dict[str, str] = Field(default_factory=dict,
+                                    description="per task: 'hf:owner/name' or a local path in that dataset's format")
+
+
+class SplitOverride(_Spec):
+    train: int | None = Field(default=None, ge=1)
+    test: int | None = Field(default=None, ge=1)
+
+
+class SplitSpec(_Spec):
+    train: int = Field(default=300, ge=1)
+    test: int = Field(default=400, ge=1)
+    validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    validation_seed: int = 42
+    seed: int = Field(default=0, description="seed of the item selection for the manifests")
+    per_task: dict[str, SplitOverride] = Field(
+        default_factory=lambda: {"global_mmlu_lite": SplitOverride(train=215)})
+
+    def sizes(self, task: str) -> tuple[int, int]:
+        o = self.per_task.get(task)
+        return ((o.train if o and o.train else self.train), (o.test if o and o.test else self.test))
+
+
+class TrainingSpec(_Spec):
+    method: Literal["lora", "full"] = "lora"
+    rank: int = Field(default=32, ge=1)
+    alpha: float = Field(default=64, gt=0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: list(REFERENCE_TARGET_MODULES), min_length=1)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    epochs: int = Field(default=3, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    warmup_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+    scheduler: Literal["linear", "constant", "cosine"] = "linear"
+    max_length: int = Field(default=512, ge=8)
+    select_best_epoch: bool = True
+    format: Literal["cloze", "letters", "numbers"] | None = Field(
+        default=None, description="training prompt format; default: the evaluation format")
+    chat_template: bool | None = Field(default=None, description="default: as in evaluation")
+
+
+class EvaluationSpec(_Spec):
+    format: Literal["cloze", "letters", "numbers"] = "cloze"
+    chat_template: bool = False
+    metric: Literal["auto", "acc", "acc_norm"] = Field(
+        default="auto", description="headline metric; auto = acc_norm where the task has it, else acc")
+    batch_tokens: int = Field(default=8192, ge=64)
+    limit: int | None = Field(default=None, ge=1, description="score only the first N test items of a cell")
+
+
+class CotSpec(_Spec):
+    enabled: bool = True
+    max_new_tokens: int = Field(default=256, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+
+
+class RelatednessSpec(_Spec):
+    benchmark: str = "belebele"
+    source_languages: list[str] = Field(min_length=1)
+    groups: dict[str, list[str]] | Literal["auto"] = Field(
+        description="named target groups, e.g. {related = [...], control = [...]}, or 'auto' (by family)")
+    auto_targets: list[str] = Field(default_factory=list, description="targets to group when groups = 'auto'")
+    related_group: str = "related"
+    scripts: dict[str, str] = Field(default_factory=dict, description="optional script label per language")
+    test_items: int = Field(default=100, ge=1)
+    train_items_per_language: int | None = Field(default=None, ge=1)
+    weak_baseline: float = Field(default=0.5, gt=0, lt=1, description="baseline accuracy splitting weak / strong")
+    cot: CotSpec = Field(default_factory=CotSpec)
+
+    @model_validator(mode="after")
+    def _groups(self) -> "RelatednessSpec":
+        if isinstance(self.groups, dict):
+            if self.related_group not in self.groups:
+                raise ValueError(f"groups needs a group named {self.related_group!r} (related_group)")
+        elif not self.auto_targets:
+            raise ValueError("groups = 'auto' needs auto_targets, the languages to group")
+        return self
+
+    def target_languages(self) -> list[str]:
+        if isinstance(self.groups, dict):
+            return [lang for langs in self.groups.values() for lang in langs]
+        return list(self.auto_targets)
+
+
+class Study(_Spec):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: Literal["transfer", "relatedness"] = "transfer"
+    description: str = ""
+    output_dir: str | None = Field(default=None, description="default: runs/<name>")
+    seeds: list[int] = Field(default_factory=lambda: list(REFERENCE_SEEDS), min_length=1)
+    models: list[ModelSpec] = Field(min_length=1)
+    grid: GridSpec | None = None
+    data: DataSpec = Field(default_factory=DataSpec)
+    splits: SplitSpec = Field(default_factory=SplitSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    relatedness: RelatednessSpec | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Study":
+        ids = [m.id for m in self.models]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"models: id listed twice: {', '.join(dup)}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds: a seed is listed twice")
+        if self.kind == "transfer" and self.grid is None:
+            raise ValueError("a transfer study needs a [grid] table with tasks and languages")
+        if self.kind == "relatedness" and self.relatedness is None:
+            raise ValueError("a relatedness study needs a [relatedness] table")
+        from transfergrid.data.registry import benchmark_names
+
+        known = benchmark_names()
+        for task in self.tasks:
+            if task not in known:
+                raise ValueError(f"unknown task {task!r}{_did_you_mean(task, known)}; known tasks: {', '.join(known)}")
+        return self
+
+    # --- derived views -------------------------------------------------------------------
+    @property
+    def tasks(self) -> list[str]:
+        if self.kind == "relatedness":
+            return [self.relatedness.benchmark]
+        return list(self.grid.tasks)
+
+    @property
+    def languages(self) -> list[str]:
+        if self.kind == "relatedness":
+            r = self.relatedness
+            return list(dict.fromkeys([*r.source_languages, *r.target_languages()]))
+        return list(self.grid.languages)
+
+    def cells(self) -> list[Cell]:
+        return [Cell(t, lang) for t in self.tasks for lang in self.languages]
+
+    def source_cells(self) -> list[Cell]:
+        if self.kind == "relatedness":
+            return [Cell(self.relatedness.benchmark, lang) for lang in self.relatedness.source_languages]
+        if self.grid.sources:
+            return [Cell.parse(s) for s in self.grid.sources]
+        return self.cells()
+
+    def target_cells(self) -> list[Cell]:
+        if self.kind == "relatedness":
+            return [Cell(self.relatedness.benchmark, lang) for lang in self.relatedness.target_languages()]
+        if self.grid.targets:
+            return [Cell.parse(s) for s in self.grid.targets]
+        return self.cells()
+
+    def train_format(self) -> str:
+        return self.training.format or self.evaluation.format
+
+    def train_chat_template(self) -> bool:
+        ct = self.training.chat_template
+        return self.evaluation.chat_template if ct is None else ct
+
+    def output_path(self) -> Path:
+        return Path(self.output_dir or f"runs/{self.name}")
+
+    def content_hash(self) -> str:
+        """A stable hash of everything that determines results (not the name or output dir)."""
+        payload = self.model_dump(mode="json", exclude={"name", "description", "output_dir"})
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- family and size inference ---------------------------------------------------------------
+_FAMILIES = [
+    (r"llama[-_ ]?3\.?2", "llama3.2"), (r"llama[-_ ]?3\.?1", "llama3.1"), (r"llama[-_ ]?3", "llama3"),
+    (r"qwen[-_ ]?2\.?5", "qwen2.5"), (r"qwen[-_ ]?3", "qwen3"), (r"qwen", "qwen"),
+    (r"gemma[-_ ]?3", "gemma3"), (r"gemma[-_ ]?2", "gemma2"), (r"gemma", "gemma"),
+    (r"smollm[-_ ]?2", "smollm2"), (r"smollm", "smollm"), (r"mistral", "mistral"), (r"phi", "phi"),
+    (r"olmo", "olmo"), (r"tiny", "tiny"),
+]
+
+
+def infer_family_size(text: str) -> tuple[str | None, float | None]:
+    """Guess (family, size in billions) from a model name such as 'Qwen2.5-0.5B-Instruct'."""
+    low = text.lower()
+    family = next((name for pat, name in _FAMILIES if re.search(pat, low)), None)
+    size = None
+    m = re.search(r"(?<![\w.])(\d+(?:\.\d+)?)\s*([bm])(?![a-z])", low.replace("_", "-"))
+    if m is None:
+        m = re.search(r"-(\d+(?:\.\d+)?)([bm])\b", low)
+    if m:
+        value = float(m.group(1))
+        size = value if m.group(2) == "b" else value / 1000.0
+    return family, size
+
+
+def size_bucket(size_b: float | None) -> str | None:
+    """MISSION.md buckets: S <= 1.5B < M < 7B <= L."""
+    if size_b is None:
+        return None
+    if size_b <= 1.5:
+        return "S"
+    return "M" if size_b < 7 else "L"
+
+
+# --- loading ---------------------------------------------------------------------------------
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names allowed at `loc` (the parent of an unknown key)."""
+    cur: Any = model
+    for part in loc:
+        if isinstance(part, int) or cur is None:
+            continue
+        field = cur.model_fields.get(part) if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+        if field is None:
+            return []
+        ann = field.annotation
+        cur = _first_model(ann)
+    return sorted(cur.model_fields) if isinstance(cur, type) and issubclass(cur, BaseModel) else []
+
+
+def _first_model(ann: Any) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_error(err: dict) -> str:
+    loc = tuple(err.get("loc", ()))
+    path = ".".join(str(p) for p in loc) or "(top level)"
+    if err.get("type") == "extra_forbidden":
+        allowed = _allowed_fields(Study, loc[:-1])
+        hint = _did_you_mean(str(loc[-1]), allowed)
+        return f"{path}: unknown field{hint}; allowed: {', '.join(allowed)}"
+    if err.get("type") == "missing":
+        return f"{path}: required field is missing"
+    msg = err.get("msg", "invalid").removeprefix("Value error, ")
+    return f"{path}: {msg}" + (f" (got {err['input']!r})" if err.get("type") != "value_error"
+                               and not isinstance(err.get("input"), dict) else "")
+
+
+def parse_study(data: dict, source: str = "<study>") -> Study:
+    try:
+        return Study.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        lines = [_format_error(e) for e in errors[:5]]
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise StudyError(f"{source}: " + "; ".join(lines) + more) from None
+
+
+def load_study(path: str | Path) -> Study:
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"{path}: study file not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise StudyError(f"{path}: not a UTF-8 text file") from None
+    return parse_study(data, str(path))
