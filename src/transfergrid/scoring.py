@@ -1,0 +1,591 @@
+"""The log-likelihood engine: per-item scores with lm-evaluation-harness semantics, fast.
+
+Semantics (lm-evaluation-harness 0.4.13, HF backend, `lm_eval/models/huggingface.py` and
+`lm_eval/api/task.py`):
+
+- a choice's score is the summed log-probability of its continuation tokens given the context;
+- tokenisation as the harness's `_encode_pair`: trailing whitespace of the context moves into the
+  continuation; `context + continuation` and `context` are encoded with the tokenizer's own special
+  tokens (a BOS where the tokenizer adds one, none where the text already starts with the BOS
+  string, as after a chat template); the continuation's tokens are `whole[len(context_tokens):]`;
+- `acc` = argmax of the log-likelihoods; `acc_norm` = argmax of log-likelihood / len(choice text
+  in characters), where the choice text is `doc_to_choice`'s string WITHOUT the target delimiter
+  (`Prompt.choice_texts`); `acc_bytes` the same per UTF-8 byte. Ties go to the first choice
+  (numpy argmax).
+
+Speed: every question's context is run once and all its choices are scored on it. The context and
+all choices (each minus its last token, whose log-probability is read one position earlier) are
+packed into one row; a 4-D attention mask lets each choice see the context and itself only, and
+position ids restart after the context for every choice. A lettered or numbered prompt whose labels
+are single tokens therefore costs one forward pass over the context alone. A token prefix shared by
+every item of a call (TruthfulQA's 6-shot primer, a chat template's system prompt) is run once and
+its keys/values reused. Rows are length-sorted and batched by a token budget; the vocabulary
+projection runs only on the positions read. Exactness against the harness's per-choice
+full-sequence scoring is tested to 1e-4 (tests/test_scoring.py, tests/test_parity.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import string
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from transfergrid.prompts import GENERATIVE_TASKS, Prompt, render
+from transfergrid.records import Item
+
+log = logging.getLogger(__name__)
+
+# Bump whenever scores could change for the same model, items and prompts.
+SCORING_VERSION = "1"
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """One item's result; `to_dict()` is JSON/Parquet-ready (paired tests and bootstraps use it)."""
+
+    id: str
+    task: str
+    lang: str
+    gold: int
+    loglik: tuple[float, ...]
+    pred: int
+    pred_norm: int
+    pred_bytes: int
+    correct: bool
+    correct_norm: bool
+    correct_bytes: bool
+    is_greedy: tuple[bool, ...] = ()
+    n_tokens: tuple[int, ...] = ()
+    generation: str | None = None  # generative tasks: the raw greedy output
+    answer: str | None = None  # generative tasks: the extracted answer
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["loglik"], d["is_greedy"], d["n_tokens"] = list(self.loglik), list(self.is_greedy), list(self.n_tokens)
+        return d
+
+
+def cell_metrics(scores: Sequence[ItemScore]) -> dict[str, float]:
+    """{n, acc, acc_norm, acc_bytes} of one cell, as proportions."""
+    n = len(scores)
+    if n == 0:
+        return {"n": 0, "acc": math.nan, "acc_norm": math.nan, "acc_bytes": math.nan}
+    return {
+        "n": n,
+        "acc": sum(s.correct for s in scores) / n,
+        "acc_norm": sum(s.correct_norm for s in scores) / n,
+        "acc_bytes": sum(s.correct_bytes for s in scores) / n,
+    }
+
+
+def _argmax(values: Sequence[float]) -> int:
+    best = 0
+    for i, v in enumerate(values):
+        if v > values[best]:
+            best = i
+    return best
+
+
+def choice_score(item_id: str, task: str, lang: str, prompt: Prompt, loglik: Sequence[float],
+                 is_greedy: Sequence[bool] = (), n_tokens: Sequence[int] = ()) -> ItemScore:
+    """acc / acc_norm / acc_bytes decisions of one item from its choices' log-likelihoods."""
+    texts = prompt.choice_texts
+    pred = _argmax(loglik)
+    pred_norm = _argmax([ll / len(t) for ll, t in zip(loglik, texts)])
+    pred_bytes = _argmax([ll / len(t.encode("utf-8")) for ll, t in zip(loglik, texts)])
+    gold = prompt.gold
+    return ItemScore(item_id, task, lang, gold, tuple(float(x) for x in loglik), pred, pred_norm, pred_bytes,
+                     pred == gold, pred_norm == gold, pred_bytes == gold,
+                     tuple(bool(g) for g in is_greedy), tuple(int(n) for n in n_tokens))
+
+
+# --- tokenisation (harness `_encode_pair`) ---------------------------------------------------
+
+
+@dataclass
+class Encoded:
+    """One question: shared context tokens and each choice's continuation tokens."""
+
+    context: list[int]
+    continuations: list[list[int]]
+
+
+def _bos_text(tokenizer) -> str | None:
+    # harness HFLM.prefix_token_id: BOS, else EOS; a text starting with it gets no special tokens.
+    tid = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    return None if tid is None else tokenizer.decode([tid])
+
+
+def _encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:
+    bos = _bos_text(tokenizer)
+    starts_with_bos = [bool(bos) and t.startswith(bos) for t in texts]
+    out: list[list[int]] = [[] for _ in texts]
+    for flag in (False, True):
+        idx = [i for i, f in enumerate(starts_with_bos) if f == flag]
+        if idx:
+            kwargs = {"add_special_tokens": False} if flag else {}
+            for i, row in zip(idx, tokenizer([texts[i] for i in idx], **kwargs)["input_ids"]):
+                out[i] = list(row)
+    return out
+
+
+def encode_prompts(tokenizer, prompts: Sequence[Prompt]) -> list[Encoded]:
+    """Harness tokenisation of every (context, continuation) pair, in one batched tokenizer call."""
+    texts: list[str] = []
+    for p in prompts:
+        ctx = p.context
+        n_spaces = len(ctx) - len(ctx.rstrip())
+        head, moved = (ctx[:-n_spaces], ctx[-n_spaces:]) if n_spaces else (ctx, "")
+        if not head:
+            raise ValueError("empty context: every prompt needs a context")
+        texts.append(head)
+        texts.extend(head + moved + c for c in p.continuations)
+    ids = _encode_texts(tokenizer, texts)
+    encoded, k = [], 0
+    for p in prompts:
+        ctx_ids = ids[k]
+        conts = [ids[k + 1 + j][len(ctx_ids):] for j in range(len(p.continuations))]
+        k += 1 + len(p.continuations)
+        if any(len(c) == 0 for c in conts):
+            raise ValueError(f"a continuation of {p.continuations!r} encodes to no tokens")
+        encoded.append(Encoded(ctx_ids, conts))
+    return encoded
+
+
+# --- packing and batched forward passes ------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    """One question packed into one sequence: context, then each choice minus its last token."""
+
+    index: int
+    input_ids: list[int]
+    positions: list[int]
+    segments: list[int]  # 0 = context, j+1 = choice j
+    # per choice: the (row position, target token) pairs whose log-probs sum to its score
+    reads: list[list[tuple[int, int]]] = field(default_factory=list)
+    choices: tuple[int, ...] = ()  # which of the question's choices `reads` holds (default: all)
+
+    def choice_ids(self) -> tuple[int, ...]:
+        return self.choices or tuple(range(len(self.reads)))
+
+
+def _unpack(row: _Row) -> list[_Row]:
+    """One plain causal row per choice (context + that choice), as the harness does: for attention
+    kernels that take no custom mask (flash attention)."""
+    n_ctx = row.segments.count(0)
+    ctx = row.input_ids[:n_ctx]
+    rows = []
+    for j, reads in enumerate(row.reads):
+        own = [k for k, sg in enumerate(row.segments) if sg == j + 1]
+        ids = ctx + [row.input_ids[k] for k in own]
+        where = {k: n_ctx + i for i, k in enumerate(own)}
+        where[n_ctx - 1] = n_ctx - 1
+        rows.append(_Row(row.index, ids, list(range(len(ids))), [0] * len(ids),
+                         [[(where[p], t) for p, t in reads]], (j,)))
+    return rows
+
+
+def _pack(index: int, enc: Encoded, max_len: int | None) -> _Row:
+    ctx = enc.context
+    if max_len is not None and len(ctx) + max(len(c) for c in enc.continuations) > max_len + 1:
+        # as the harness: drop context tokens from the left so the longest choice fits
+        keep = max_len + 1 - max(len(c) for c in enc.continuations)
+        log.warning("item %d: context of %d tokens truncated to %d from the left", index, len(ctx), keep)
+        ctx = ctx[-keep:]
+    n_ctx = len(ctx)
+    ids, pos, seg = list(ctx), list(range(n_ctx)), [0] * n_ctx
+    reads = []
+    for j, cont in enumerate(enc.continuations):
+        start = len(ids)
+        ids.extend(cont[:-1])
+        pos.extend(range(n_ctx, n_ctx + len(cont) - 1))
+        seg.extend([j + 1] * (len(cont) - 1))
+        # token 0 is predicted at the last context position, token k at the choice's token k-1
+        read_at = [n_ctx - 1] + [start + k for k in range(len(cont) - 1)]
+        reads.append(list(zip(read_at, cont)))
+    return _Row(index, ids, pos, seg, reads)
+
+
+def _batches(rows: list[_Row], batch_tokens: int) -> list[list[_Row]]:
+    """Longest first; a batch holds as many rows as fit `batch_tokens` once padded."""
+    rows = sorted(rows, key=lambda r: -len(r.input_ids))
+    batches, current = [], []
+    for row in rows:
+        width = len(current[0].input_ids) if current else len(row.input_ids)
+        if current and (len(current) + 1) * width > batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(row)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _model_device(model):
+    import torch
+
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # pragma: no cover
+        return torch.device("cpu")
+
+
+def _model_dtype(model):
+    import torch
+
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32  # pragma: no cover
+
+
+def _sliding_window(model) -> int | None:
+    config = getattr(model, "config", None)
+    layer_types = getattr(config, "layer_types", None) or []
+    if "sliding_attention" in layer_types and getattr(config, "sliding_window", None):
+        return int(config.sliding_window)
+    return None
+
+
+def _shared_prefix(rows: list[_Row], minimum: int = 8) -> int:
+    """Length of the token prefix every row's context shares (a few-shot primer, a chat system
+    prompt); it is run once and its keys/values reused. Each row keeps >= 1 context token, since
+    its first choice token is read at its last context position."""
+    if len(rows) < 2:
+        return 0
+    first = rows[0].input_ids
+    n = min(r.segments.count(0) for r in rows) - 1
+    for r in rows[1:]:
+        ids = r.input_ids
+        k = 0
+        while k < n and ids[k] == first[k]:
+            k += 1
+        n = k
+        if n < minimum:
+            return 0
+    return n
+
+
+def _strip(row: _Row, n: int) -> _Row:
+    """The row without its first n (shared prefix) tokens; read positions shift accordingly."""
+    if n == 0:
+        return row
+    reads = [[(p - n, t) for p, t in choice] for choice in row.reads]
+    return _Row(row.index, row.input_ids[n:], row.positions[n:], row.segments[n:], reads)
+
+
+def _prefix_cache(model, prefix_ids: list[int]):
+    """Per layer (keys, values) of the shared prefix, batch size 1."""
+    import torch
+    from transformers import DynamicCache
+
+    ids = torch.tensor([prefix_ids], device=_model_device(model))
+    # a config-less cache keeps every key, also for sliding-window layers (our masks apply the window)
+    cache = DynamicCache()
+    model(input_ids=ids, use_cache=True, past_key_values=cache, logits_to_keep=1)
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _run_batch(model, batch: list[_Row], pad_id: int, prefix_kv=None, prefix_len: int = 0):
+    """Forward one batch; returns per row per choice (loglik, is_greedy)."""
+    import torch
+
+    device, dtype = _model_device(model), _model_dtype(model)
+    width = len(batch[0].input_ids)
+    n = len(batch)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    pos = torch.zeros((n, width), dtype=torch.long)
+    seg = torch.full((n, width), -1, dtype=torch.long)
+    keep = torch.zeros((n, width), dtype=torch.bool)
+    for b, row in enumerate(batch):
+        L = len(row.input_ids)
+        ids[b, :L] = torch.tensor(row.input_ids)
+        pos[b, :L] = torch.tensor(row.positions)
+        seg[b, :L] = torch.tensor(row.segments)
+        for reads in row.reads:
+            for p, _ in reads:
+                keep[b, p] = True
+
+    P = prefix_len
+    kwargs: dict[str, Any] = {}
+    if prefix_kv is not None:
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        for i, (k, v) in enumerate(prefix_kv):
+            cache.update(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1), i)
+        kwargs["past_key_values"] = cache
+    if bool((seg > 0).any()) or P > 0:
+        # keys = shared prefix (segment 0, positions 0..P-1) followed by this batch's tokens
+        kseg = torch.cat([torch.zeros((n, P), dtype=torch.long), seg], dim=1)
+        kpos = torch.cat([torch.arange(P).expand(n, P), pos], dim=1)
+        qi, ki = torch.arange(width)[:, None] + P, torch.arange(P + width)[None, :]
+        sq, sk = seg[:, :, None], kseg[:, None, :]
+        allowed = (ki <= qi)[None] & (sk >= 0) & ((sk == 0) | (sk == sq))
+        allowed |= (ki == qi)[None]  # padding rows attend to themselves: no NaN
+        masks = {"full_attention": allowed}
+        window = _sliding_window(model)
+        if window is not None:
+            masks["sliding_attention"] = allowed & ((pos[:, :, None] - kpos[:, None, :] < window) | (ki == qi)[None])
+        neg = torch.finfo(dtype).min
+
+        def additive(m):
+            return torch.zeros(m.shape, dtype=dtype).masked_fill_(~m, neg)[:, None].to(device)
+
+        mask = {k: additive(m) for k, m in masks.items()}
+        kwargs["attention_mask"] = mask if window is not None else mask["full_attention"]
+        kwargs["position_ids"] = pos.to(device)
+    else:
+        kwargs["attention_mask"] = (seg >= 0).long().to(device)
+
+    out = model(input_ids=ids.to(device), use_cache=prefix_kv is not None, logits_to_keep=keep.to(device), **kwargs)
+    logits = out.logits
+    if logits.dim() == 3:  # models that ignore a mask-shaped logits_to_keep
+        logits = logits[keep.to(logits.device)] if logits.shape[1] == width else logits.reshape(-1, logits.shape[-1])
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    greedy = logprobs.argmax(dim=-1).cpu()
+    # map (row, position) -> index into the flattened kept positions
+    flat = torch.full((n, width), -1, dtype=torch.long)
+    flat[keep] = torch.arange(int(keep.sum()))
+
+    results = []
+    gather_rows, gather_tok = [], []
+    for b, row in enumerate(batch):
+        for reads in row.reads:
+            for p, t in reads:
+                gather_rows.append(int(flat[b, p]))
+                gather_tok.append(t)
+    idx = torch.tensor(gather_rows, device=logprobs.device)
+    tok = torch.tensor(gather_tok, device=logprobs.device)
+    values = logprobs[idx, tok].double().cpu().tolist()
+    hits = (greedy[idx.cpu()] == tok.cpu()).tolist()
+    k = 0
+    for row in batch:
+        per_choice = []
+        for reads in row.reads:
+            m = len(reads)
+            per_choice.append((math.fsum(values[k:k + m]), all(hits[k:k + m])))
+            k += m
+        results.append(per_choice)
+    return results
+
+
+def _accepts_custom_masks(model) -> bool:
+    """Flash-attention kernels take no 4-D mask; the eager and SDPA kernels do."""
+    impl = getattr(getattr(model, "config", None), "_attn_implementation", None) or ""
+    return "flash" not in str(impl)
+
+
+def _max_length(model) -> int | None:
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _pad_id(tokenizer) -> int:
+    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if tid is not None:
+            return int(tid)
+    return 0  # pragma: no cover
+
+
+def loglikelihoods(model, tokenizer, encoded: Sequence[Encoded], *, batch_tokens: int | None = None,
+                   progress: Progress | None = None) -> list[list[tuple[float, bool]]]:
+    """(log-likelihood, is_greedy) of every choice of every encoded question.
+
+    `batch_tokens` bounds rows x padded width per forward pass (default: 512 on CPU, 8192 else).
+    """
+    import torch
+
+    if batch_tokens is None:
+        # On CPU, throughput is flat in batch size and padding is pure waste: keep batches small.
+        batch_tokens = 512 if _model_device(model).type == "cpu" else 8192
+    max_len = _max_length(model)
+    rows = [_pack(i, e, max_len) for i, e in enumerate(encoded)]
+    out: list[list[tuple[float, bool]]] = [[(math.nan, False)] * len(e.continuations) for e in encoded]
+    pad = _pad_id(tokenizer)
+    custom_masks = _accepts_custom_masks(model)
+    with torch.inference_mode():
+        n_prefix = _shared_prefix(rows) if custom_masks else 0
+        prefix_kv = _prefix_cache(model, rows[0].input_ids[:n_prefix]) if n_prefix else None
+        rows = [_strip(r, n_prefix) for r in rows]
+        if not custom_masks:
+            rows = [u for r in rows for u in _unpack(r)]
+        for batch in _batches(rows, batch_tokens):
+            for row, res in zip(batch, _run_batch(model, batch, pad, prefix_kv, n_prefix)):
+                for j, value in zip(row.choice_ids(), res):
+                    out[row.index][j] = value
+            if progress is not None:
+                progress(sum(1 for r in batch if r.choice_ids()[0] == 0))
+    return out
+
+
+# --- public entry points --------------------------------------------------------------------
+
+
+def _split(items: Sequence[Item]) -> tuple[list[int], list[int]]:
+    gen = [i for i, it in enumerate(items) if it.task in GENERATIVE_TASKS]
+    mc = [i for i, it in enumerate(items) if it.task not in GENERATIVE_TASKS]
+    return mc, gen
+
+
+def score_items(model, tokenizer, items: Sequence[Item], fmt: str, *, chat_template: bool = False,
+                batch_tokens: int | None = None, progress: Progress | None = None,
+                max_new_tokens: int = 256) -> list[ItemScore]:
+    """Score `items` (one ItemScore each, in order): log-likelihood choice scoring, or greedy
+    generation with numeric exact match for generative tasks (mgsm)."""
+    return score_variants(model, tokenizer, [None], items, fmt, chat_template=chat_template,
+                          batch_tokens=batch_tokens, progress=progress, max_new_tokens=max_new_tokens)[None]
+
+
+def _is_module(obj) -> bool:
+    import torch
+
+    return isinstance(obj, torch.nn.Module)
+
+
+def _switch(adapters, variant: str | None):
+    """Switch the adapter in place and return a context to score in.
+
+    `adapters` is a models.AdapterSet (`activate`/`use`, None = base), a PEFT model (`set_adapter`,
+    None = `disable_adapter()`), or a plain model (only None).
+    """
+    if _is_module(adapters) and variant is None:
+        if hasattr(adapters, "peft_config") and hasattr(adapters, "disable_adapter"):
+            return adapters.disable_adapter()
+        return contextlib.nullcontext()
+    for name in ("activate", "use", "set_adapter"):
+        if hasattr(adapters, name):
+            getattr(adapters, name)(variant)
+            return contextlib.nullcontext()
+    raise TypeError(f"{type(adapters).__name__} cannot switch adapters (no activate/use/set_adapter)")
+
+
+def _forward_model(adapters):
+    """The module to call: the object itself if it is a model, else the AdapterSet's `.model`."""
+    return adapters if _is_module(adapters) else adapters.model
+
+
+def score_variants(adapters, tokenizer, variants: Sequence[str | None], items: Sequence[Item], fmt: str, *,
+                   chat_template: bool = False, batch_tokens: int | None = None, progress: Progress | None = None,
+                   max_new_tokens: int = 256) -> dict[str | None, list[ItemScore]]:
+    """Score the same items under several adapters switched in place (None = the base model).
+
+    Items are rendered and tokenised once; each variant costs only its forward passes.
+    `adapters` is a `models.AdapterSet` (with `.activate(name)`) or a plain model for [None].
+    """
+    prompts = [render(it, fmt, chat_template=chat_template, tokenizer=tokenizer) for it in items]
+    mc, gen = _split(items)
+    encoded = encode_prompts(tokenizer, [prompts[i] for i in mc]) if mc else []
+    results: dict[str | None, list[ItemScore]] = {}
+    for variant in variants:
+        model = _forward_model(adapters)
+        scores: list[ItemScore | None] = [None] * len(items)
+        with _switch(adapters, variant):
+            lls = loglikelihoods(model, tokenizer, encoded, batch_tokens=batch_tokens,
+                                 progress=progress) if mc else []
+            texts = generate_greedy(model, tokenizer, [prompts[i] for i in gen], max_new_tokens=max_new_tokens,
+                                    progress=progress) if gen else []
+        if mc:
+            for i, per_choice, enc in zip(mc, lls, encoded):
+                it = items[i]
+                scores[i] = choice_score(it.id, it.task, it.lang, prompts[i], [ll for ll, _ in per_choice],
+                                         [g for _, g in per_choice], [len(c) for c in enc.continuations])
+        if gen:
+            for i, text in zip(gen, texts):
+                scores[i] = generative_score(items[i], text)
+        results[variant] = scores  # type: ignore[assignment]
+    return results
+
+
+# --- generative tasks (mgsm) ----------------------------------------------------------------
+
+# mgsm "flexible-extract" filter: the last number-like match of the generation.
+_NUMBER = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def extract_number(text: str) -> str | None:
+    matches = _NUMBER.findall(text)
+    if not matches:
+        return None
+    a, b = matches[-1]
+    return a or b
+
+
+def numeric_match(prediction: str | None, answer: str) -> bool:
+    """harness exact_match with ignore_case and ignore_punctuation ("$1,000." == "1000")."""
+    if prediction is None:
+        return False
+    return prediction.strip().lower().translate(_PUNCT) == str(answer).strip().lower().translate(_PUNCT)
+
+
+def generative_score(item: Item, generation: str) -> ItemScore:
+    answer = str((item.meta or {}).get("answer", ""))
+    extracted = extract_number(generation)
+    ok = numeric_match(extracted, answer)
+    return ItemScore(item.id, item.task, item.lang, -1, (), -1, -1, -1, ok, ok, ok,
+                     generation=generation, answer=extracted)
+
+
+def _cut_at_stop(text: str, stop: Iterable[str]) -> str:
+    for s in stop:
+        if s and s in text:
+            text = text[: text.index(s)]
+    return text
+
+
+def generate_greedy(model, tokenizer, prompts: Sequence[Prompt], *, max_new_tokens: int = 256,
+                    progress: Progress | None = None) -> list[str]:
+    """Greedy continuation of each prompt, cut at its stop strings (uses models.generate if present)."""
+    try:
+        from transfergrid import models as _models
+
+        gen = getattr(_models, "generate", None)
+    except ImportError:
+        gen = None
+    contexts = [p.context for p in prompts]
+    stops = [p.stop for p in prompts]
+    if gen is not None:
+        try:
+            texts = gen(model, tokenizer, contexts, max_new_tokens=max_new_tokens, stop=list({s for st in stops for s in st}))
+            if progress is not None:
+                progress(len(prompts))
+            return [_cut_at_stop(t, st) for t, st in zip(texts, stops)]
+        except TypeError:
+            log.debug("models.generate has another signature; using the built-in greedy loop")
+    import torch
+
+    out = []
+    eos = tokenizer.eos_token_id
+    with torch.inference_mode():
+        for ctx, stop in zip(contexts, stops):
+            ids = torch.tensor([_encode_texts(tokenizer, [ctx])[0]], device=_model_device(model))
+            past, new = None, []
+            step_ids = ids
+            for _ in range(max_new_tokens):
+                o = model(input_ids=step_ids, past_key_values=past, use_cache=True)
+                past = o.past_key_values
+                nxt = int(o.logits[0, -1].argmax())
+                if nxt == eos:
+                    break
+                new.append(nxt)
+                if any(s and s in tokenizer.decode(new) for s in stop):
+                    break
+                step_ids = torch.tensor([[nxt]], device=ids.device)
+            out.append(_cut_at_stop(tokenizer.decode(new, skip_special_tokens=True), stop))
+            if progress is not None:
+                progress(1)
+    return out
