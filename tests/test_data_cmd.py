@@ -1,0 +1,80 @@
+"""`transfergrid data list | check | show` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from transfergrid.cli import commands
+from transfergrid.cli.app import main
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run(args, capsys):
+    """Runs the app through main(), which turns a UserError into one line and exit status 2."""
+    with pytest.raises(SystemExit) as info:
+        main(args)
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+def test_list_shows_every_benchmark_and_language(data_dir, capsys):
+    code, out, _ = run(["data", "list", "--data-dir", str(data_dir)], capsys)
+    assert code == 0
+    for text in ("arc_challenge", "truthfulqa_mc1", "belebele", "zh-s", "mgsm", "hellaswag", "test 1170"):
+        assert text in out
+
+
+def test_check_quickstart(data_dir, capsys):
+    code, out, _ = run(["data", "check", str(EXAMPLES / "quickstart.toml"), "--data-dir", str(data_dir)], capsys)
+    assert code == 0
+    assert "arc_challenge:es" in out and "truthfulqa_mc1:zh" in out and "all 6 cells ok" in out
+
+
+def test_check_fails_with_one_line(tmp_path, data_dir, capsys):
+    study = tmp_path / "s.toml"
+    study.write_text('name = "s"\n[[models]]\nid = "m"\nsource = "bundled:x"\n'
+                     '[grid]\ntasks = ["global_mmlu_lite"]\nlanguages = ["en", "tl"]\n'
+                     '[splits]\ntest = 500\n', encoding="utf-8")
+    code, out, err = run(["data", "check", str(study), "--data-dir", str(data_dir)], capsys)
+    assert code == 2
+    assert "global_mmlu_lite:tl" in out
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "fewer than the 215 train + 500 test" in err.replace("\n", "")
+
+
+def test_check_missing_study_file(capsys):
+    code, _, err = run(["data", "check", "nope.toml"], capsys)
+    assert code == 2 and "study file not found" in err
+
+
+def test_show_items_as_json(data_dir):
+    result = runner.invoke(commands.data_cmd.data_app, ["show", "arc_challenge", "es", "--split", "test",
+                                                        "--id", "Mercury_SC_415719", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["id"] == "Mercury_SC_415719" and record["gold"] == 0 and len(record["choices"]) == 4
+
+
+def test_show_prompt(data_dir):
+    result = runner.invoke(commands.data_cmd.data_app, ["show", "belebele", "id", "--index", "0", "--prompt",
+                                                        "--format", "numbers", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "\n1. " in result.output and "Answer:" in result.output and "* " in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["show", "arc_challenge", "xx"], "unknown language 'xx'"),
+    (["show", "arc_challenge", "es", "--id", "nope"], "no item with id 'nope'"),
+    (["show", "hellaswag", "es"], "data.sources.hellaswag"),
+    (["show", "arc_challenge", "es", "--prompt", "--chat-template"], "needs --model"),
+])
+def test_show_errors(data_dir, capsys, args, message):
+    code, _, err = run(["data", *args, "--data-dir", str(data_dir)], capsys)
+    assert code == 2 and message in err.replace("\n", " ")
