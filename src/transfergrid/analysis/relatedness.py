@@ -328,7 +328,7 @@ def regression_table(gains: pd.DataFrame, related_group: str = "related",
                             "p": fit.pvalues.to_numpy()})
         out["n"], out["r2"] = int(fit.nobs), float(fit.rsquared)
         first = {"Intercept": 0, "baseline_acc": 1, "related": 2}
-        out = out.sort_values("term", key=lambda t: t.map(lambda x: first.get(x, 3)), kind="stable")
+        out = out.sort_values("term", key=lambda t, order=first: t.map(lambda x: order.get(x, 3)), kind="stable")
         return out[cols].reset_index(drop=True)
     return pd.DataFrame(columns=cols)
 
@@ -338,7 +338,7 @@ def _correlate(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
     ok = ~(np.isnan(x) | np.isnan(y))
     x, y = x[ok], y[ok]
-    out = {"n": int(len(x)), "pearson_r": math.nan, "pearson_p": math.nan,
+    out = {"n": len(x), "pearson_r": math.nan, "pearson_p": math.nan,
            "spearman_rho": math.nan, "spearman_p": math.nan}
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return out
@@ -413,13 +413,12 @@ def iso639_3(code: str) -> str:
 
 
 def _lang2vec_dir():
-    import importlib.util
-    from pathlib import Path
+    from transfergrid.analysis.distance import lang2vec_data_dir
 
-    spec = importlib.util.find_spec("lang2vec")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        path = lang2vec_data_dir()
+    except ImportError:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "data"
     return path if (path / "family_features.npz").is_file() else None
 
 

@@ -1,0 +1,33 @@
+"""Transfer regimes of a (source cell, target cell) pair, as in "Donors and Recipients".
+
+MT-ML is the source cell itself (reported apart, not transfer). MT-CL: matched task, cross language.
+CT-ML: cross task, matched language (the arXiv text calls it ML-CT). CT-CL: cross task and language.
+"""
+
+from __future__ import annotations
+
+MT_ML, MT_CL, CT_ML, CT_CL = "MT-ML", "MT-CL", "CT-ML", "CT-CL"
+REGIMES = (MT_ML, MT_CL, CT_ML, CT_CL)
+TRANSFER = (MT_CL, CT_ML, CT_CL)
+OFF_TASK = (CT_ML, CT_CL)
+
+# Label spellings seen in the wild, by their two halves in any order ("ML-CT" = "CT-ML").
+_BY_HALVES = {
+    frozenset({"MT", "ML"}): MT_ML,
+    frozenset({"MT", "CL"}): MT_CL,
+    frozenset({"CT", "ML"}): CT_ML,
+    frozenset({"CT", "CL"}): CT_CL,
+}
+
+
+def regime(source_task: str, source_lang: str, target_task: str, target_lang: str) -> str:
+    same_task, same_lang = source_task == target_task, source_lang == target_lang
+    if same_task:
+        return MT_ML if same_lang else MT_CL
+    return CT_ML if same_lang else CT_CL
+
+
+def normalize_regime(label: str) -> str | None:
+    """The canonical label for a known spelling ("ml-ct", "CT_ML", ...), else None."""
+    halves = str(label).strip().upper().replace("_", "-").replace(" ", "-").replace("–", "-").split("-")
+    return _BY_HALVES.get(frozenset(halves)) if len(halves) == 2 else None
