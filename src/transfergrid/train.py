@@ -1,0 +1,433 @@
+"""Fine-tuning one (possibly pooled) source: a LoRA adapter by the reference recipe, or full fine-tuning.
+
+The recipe (MISSION.md, `study.TrainingSpec` defaults): LoRA r=32, alpha=64, dropout 0 on the
+q,k,v,o,gate,up,down projections; AdamW, lr 5e-5, linear decay after 10% warmup, 3 epochs, batch 8;
+validation loss after every epoch and the best epoch's weights kept; loss on the answer tokens only.
+Gradients are clipped to norm 1.0, the default of the HF Trainer the reference ran.
+
+An example is `prompt.context + prompt.continuations[gold]`, tokenised exactly as the scoring engine
+tokenises that pair (`scoring.encode_prompts`), so training and evaluation see the same tokens; the
+labels are -100 on the context and the token ids on the answer. Too long an example loses context
+tokens from the left, never answer tokens.
+
+Speed: batches are padded only to their own longest example, and examples of similar length share a
+batch (shuffled, then sorted by length inside buckets of 16 batches, then the batches shuffled;
+all with a generator seeded by `seed`); the vocabulary projection runs only on the answer positions.
+For a fixed seed, training on CPU is deterministic.
+
+Output (`out_dir`, written atomically): the PEFT adapter (`PeftModel.from_pretrained` loads it; for
+full fine-tuning a complete HF model directory) plus `transfergrid.json` with the study hash, source
+cells, seed, config, data manifest hash, sizes, per-epoch losses, the chosen epoch, wall time and
+tokens per second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transfergrid.errors import DivergenceError, ModelError, UserError
+from transfergrid.prompts import PROMPT_VERSION, render
+from transfergrid.records import Item
+from transfergrid.scoring import encode_prompts
+from transfergrid.study import TrainingSpec
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+MAX_GRAD_NORM = 1.0  # HF Trainer's default, as in the reference pipeline
+BUCKET_BATCHES = 16  # length-sorting happens inside buckets of this many batches
+METADATA_FILE = "transfergrid.json"
+
+# Short names of the reference's target projections -> module names used by model families.
+MODULE_ALIASES = {
+    "q": ("q_proj", "query"), "k": ("k_proj", "key"), "v": ("v_proj", "value"),
+    "o": ("o_proj", "out_proj", "dense"), "gate": ("gate_proj", "w1"), "up": ("up_proj", "w3"),
+    "down": ("down_proj", "w2"),
+}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training sequence: labels are -100 on the context, the token id on answer tokens."""
+
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    cells: list[str]
+    seed: int
+    train_size: int
+    val_size: int
+    train_losses: list[float]
+    val_losses: list[float | None]
+    best_epoch: int  # 1-based
+    steps: int
+    train_tokens: int
+    wall_time_s: float
+    tokens_per_second: float
+    metadata: dict[str, Any]
+
+
+# --- examples ----------------------------------------------------------------------------------
+
+
+def build_examples(tokenizer, items: Sequence[Item], fmt: str, *, chat_template: bool = False,
+                   max_length: int = 512) -> list[Example]:
+    """Context + gold continuation of each item, tokenised as scoring does, answer-only labels."""
+    prompts = []
+    for it in items:
+        p = render(it, fmt, chat_template=chat_template, tokenizer=tokenizer)
+        if not p.continuations:
+            raise UserError(f"item {it.id}: {it.task} is generative; only multiple-choice tasks can be trained on")
+        prompts.append(dataclasses.replace(p, continuations=(p.continuations[p.gold],), gold=0))
+    examples = []
+    for enc in encode_prompts(tokenizer, prompts):
+        context, answer = enc.context, enc.continuations[0]
+        if len(answer) >= max_length:
+            answer = answer[:max_length - 1]  # keep at least one context token to predict from
+        context = context[-(max_length - len(answer)):]
+        examples.append(Example(tuple(context + answer), (IGNORE_INDEX,) * len(context) + tuple(answer)))
+    return examples
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, generator) -> list[list[int]]:
+    """Shuffled batches of indices whose lengths are similar (HF's `group_by_length` idea)."""
+    import torch
+
+    perm = torch.randperm(len(lengths), generator=generator).tolist()
+    bucket = batch_size * BUCKET_BATCHES
+    batches = []
+    for start in range(0, len(perm), bucket):
+        chunk = sorted(perm[start:start + bucket], key=lambda i: -lengths[i])
+        batches.extend(chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size))
+    order = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in order]
+
+
+def collate(examples: Sequence[Example], pad_id: int):
+    """(input_ids, attention_mask, labels) right-padded to the longest example of the batch."""
+    import torch
+
+    width = max(len(e) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    for b, e in enumerate(examples):
+        n = len(e)
+        ids[b, :n] = torch.tensor(e.input_ids)
+        mask[b, :n] = 1
+        labels[b, :n] = torch.tensor(e.labels)
+    return ids, mask, labels
+
+
+def answer_loss_sum(model, ids, mask, labels):
+    """(summed cross-entropy over answer tokens, number of answer tokens); logits only where read."""
+    import torch.nn.functional as F
+
+    targets = labels[:, 1:]
+    keep = targets != IGNORE_INDEX
+    read = F.pad(keep, (0, 1), value=False)  # token t is predicted at position t-1
+    out = model(input_ids=ids, attention_mask=mask, logits_to_keep=read, use_cache=False)
+    logits = out.logits
+    if logits.dim() == 3:  # a model that ignores a mask-shaped logits_to_keep
+        logits = logits[read]
+    return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), int(keep.sum())
+
+
+# --- model preparation -------------------------------------------------------------------------
+
+
+def resolve_target_modules(model, requested: Sequence[str]) -> list[str]:
+    """Module names to adapt: each requested name if the model has it, a short name (q, k, v, o,
+    gate, up, down) mapped to the model's own name; names the model lacks are dropped."""
+    import torch
+
+    present = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    found, missing = [], []
+    for name in requested:
+        candidates = (name,) + MODULE_ALIASES.get(name, ())
+        hit = next((c for c in candidates if c in present), None)
+        (found if hit else missing).append(hit or name)
+    if missing:
+        log.info("LoRA: the model has no %s modules; adapting %s", ", ".join(missing), ", ".join(found))
+    if not found:
+        raise ModelError(f"LoRA target modules {list(requested)}: none of them is a linear layer of this model "
+                         f"(it has {', '.join(sorted(present))})")
+    return list(dict.fromkeys(found))
+
+
+def _resolve_model(model, tokenizer):
+    """(module, tokenizer, fingerprint, source, owned) of whatever the caller passed; `owned`: we
+    loaded it, so full fine-tuning may train it in place."""
+    from transfergrid.models import LoadedModel, load_model
+
+    owned = isinstance(model, str)
+    if owned:
+        model = load_model(model)
+    if isinstance(model, LoadedModel):
+        return model.model, tokenizer or model.tokenizer, model.fingerprint, model.source, owned
+    if tokenizer is None:
+        raise TypeError("train_adapter: pass a model source, a LoadedModel, or a model with tokenizer=")
+    return model, tokenizer, None, None, False
+
+
+def _pad_id(tokenizer) -> int:
+    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if tid is not None:
+            return int(tid)
+    return 0
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+def _batches_in_order(examples, batches, pad_id, device):
+    for idx in batches:
+        ids, mask, labels = collate([examples[i] for i in idx], pad_id)
+        yield ids.to(device), mask.to(device), labels.to(device), int(mask.sum())
+
+
+def validation_loss(model, examples: Sequence[Example], batch_size: int, pad_id: int) -> float:
+    """Mean cross-entropy per answer token over the validation examples."""
+    import torch
+
+    if not examples:
+        return math.nan
+    device = next(model.parameters()).device
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i]))
+    batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+    total, n = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for ids, mask, labels, _ in _batches_in_order(examples, batches, pad_id, device):
+            loss, k = answer_loss_sum(model, ids, mask, labels)
+            total, n = total + float(loss), n + k
+    model.train(was_training)
+    return total / max(n, 1)
+
+
+def _progress_sink(progress, total_steps: int, label: str) -> Callable[[dict], None]:
+    """A callback from a rich Progress (a bar) or a plain callable (gets each event dict)."""
+    if progress is None:
+        return lambda event: None
+    if hasattr(progress, "add_task"):
+        task = progress.add_task(label, total=total_steps)
+
+        def advance(event: dict) -> None:
+            if event["kind"] == "step":
+                progress.update(task, advance=1, description=f"{label} loss {event['loss']:.3f}")
+        return advance
+    return progress
+
+
+def _save(model, tokenizer, full: bool, path: Path) -> None:
+    model.save_pretrained(path)
+    if full:
+        tokenizer.save_pretrained(path)
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """out_dir may be absent, empty, or an earlier result (replaced); never anything else."""
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
+                                                      and not (out_dir / METADATA_FILE).is_file())):
+        raise UserError(f"output directory {out_dir} exists and is not an earlier training result; choose a new one")
+
+
+def _publish(staged: Path, out_dir: Path, scratch: Path) -> None:
+    """Move the finished result into out_dir: readers see the old result, none, or the new one."""
+    _check_out_dir(out_dir)
+    if out_dir.exists():
+        os.replace(out_dir, scratch / "previous")
+    os.replace(staged, out_dir)
+
+
+def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item], spec: TrainingSpec, *,
+                  seed: int, fmt: str, chat_template: bool = False, out_dir: str | Path,
+                  meta: dict[str, Any] | None = None, progress=None, tokenizer=None) -> TrainResult:
+    """Train one adapter (or full fine-tune) on `train_items` and write it to `out_dir`.
+
+    `model` is a source string, a `models.LoadedModel` or a plain model with `tokenizer=`. A LoRA
+    run leaves the given model as it was; full fine-tuning trains a copy. `meta` carries the job's
+    identity into the metadata (study_hash, cells, data_manifest_hash, ...).
+    """
+    import torch
+    from transformers import get_scheduler
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    meta = dict(meta or {})
+    cells = [str(c) for c in meta.get("cells") or sorted({str(it.cell) for it in train_items})]
+    where = "+".join(cells)
+    if not train_items:
+        raise UserError(f"{where or 'training'}: no training items")
+    _check_out_dir(out_dir)
+    base, tokenizer, fingerprint, source, owned = _resolve_model(model, tokenizer)
+    full = spec.method == "full"
+    train_ex = build_examples(tokenizer, train_items, fmt, chat_template=chat_template, max_length=spec.max_length)
+    val_ex = build_examples(tokenizer, val_items, fmt, chat_template=chat_template, max_length=spec.max_length)
+    pad_id = _pad_id(tokenizer)
+    device = next(base.parameters()).device
+
+    torch.manual_seed(seed)  # LoRA initialisation and dropout
+    generator = torch.Generator().manual_seed(seed)  # batch composition and order
+    requires_grad = {n: p.requires_grad for n, p in base.named_parameters()}
+    was_training = base.training
+    if full:
+        net = base if owned else copy.deepcopy(base)
+        if next(net.parameters()).dtype != torch.float32:
+            net = net.float()  # AdamW updates of 5e-5 vanish in 16-bit weights; autocast computes in bf16
+        targets: list[str] = []
+    else:
+        from peft import LoraConfig, get_peft_model
+
+        targets = resolve_target_modules(base, spec.target_modules)
+        config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
+                            target_modules=targets, bias="none", task_type="CAUSAL_LM")
+        net = get_peft_model(base, config)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if full and device.type == "cuda"
+                and next(base.parameters()).dtype == torch.bfloat16 else None)
+
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    n_batches = math.ceil(len(train_ex) / spec.batch_size)
+    steps_per_epoch = math.ceil(n_batches / spec.grad_accum)
+    total_steps = steps_per_epoch * spec.epochs
+    scheduler = get_scheduler("constant_with_warmup" if spec.scheduler == "constant" else spec.scheduler,
+                              optimizer, num_warmup_steps=math.ceil(spec.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    report = _progress_sink(progress, total_steps, where)
+    select = spec.select_best_epoch and bool(val_ex)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=_mkdirs(out_dir.parent)))
+    lengths = [len(e) for e in train_ex]
+    train_losses: list[float] = []
+    val_losses: list[float | None] = []
+    best_epoch, best_val, step, tokens, train_seconds = 0, math.inf, 0, 0, 0.0
+    try:
+        for epoch in range(1, spec.epochs + 1):
+            net.train()
+            tick = time.perf_counter()
+            batches = length_grouped_batches(lengths, spec.batch_size, generator)
+            epoch_loss, epoch_n = 0.0, 0
+            for first in range(0, len(batches), spec.grad_accum):
+                group = batches[first:first + spec.grad_accum]
+                n_answer = sum(sum(1 for t in train_ex[i].labels[1:] if t != IGNORE_INDEX) for b in group for i in b)
+                for ids, mask, labels, n_tokens in _batches_in_order(train_ex, group, pad_id, device):
+                    with autocast or contextlib.nullcontext():
+                        loss_sum, _ = answer_loss_sum(net, ids, mask, labels)
+                    value = loss_sum.item()
+                    if not math.isfinite(value):
+                        raise DivergenceError(f"{where}: training loss is {value} at step {step + 1} "
+                                              f"(epoch {epoch}, seed {seed}); lower the learning rate")
+                    (loss_sum / n_answer).backward()
+                    epoch_loss, tokens = epoch_loss + value, tokens + n_tokens
+                epoch_n += n_answer
+                if MAX_GRAD_NORM:
+                    torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                report({"kind": "step", "epoch": epoch, "step": step, "total_steps": total_steps,
+                        "loss": epoch_loss / max(epoch_n, 1)})
+            train_seconds += time.perf_counter() - tick
+            train_losses.append(epoch_loss / max(epoch_n, 1))
+            with autocast or contextlib.nullcontext():
+                val = validation_loss(net, val_ex, spec.batch_size, pad_id) if val_ex else None
+            if val is not None and not math.isfinite(val):
+                raise DivergenceError(f"{where}: validation loss is {val} after epoch {epoch} (seed {seed})")
+            val_losses.append(val)
+            report({"kind": "epoch", "epoch": epoch, "train_loss": train_losses[-1], "val_loss": val})
+            improved = select and val < best_val
+            if improved or (not select and epoch == spec.epochs):
+                # keep only the best epoch's weights, on disk
+                if best_epoch:
+                    shutil.rmtree(scratch / f"epoch-{best_epoch}", ignore_errors=True)
+                best_epoch, best_val = epoch, (val if improved else best_val)
+                _save(net, tokenizer, full, scratch / f"epoch-{epoch}")
+
+        wall = time.perf_counter() - started
+        metadata = {
+            "kind": "full" if full else "lora",
+            "model": {"source": source, "fingerprint": fingerprint},
+            "study_hash": meta.get("study_hash"),
+            "cells": cells,
+            "seed": seed,
+            "format": fmt,
+            "chat_template": chat_template,
+            "prompt_version": PROMPT_VERSION,
+            "config": spec.model_dump(mode="json"),
+            "target_modules": targets,
+            "data_manifest_hash": meta.get("data_manifest_hash"),
+            "train_size": len(train_ex),
+            "val_size": len(val_ex),
+            "train_losses": train_losses,
+            "val_losses": val_losses,
+            "best_epoch": best_epoch,
+            "steps": step,
+            "train_tokens": tokens,
+            "wall_time_s": wall,
+            "tokens_per_second": tokens / train_seconds if train_seconds else 0.0,
+            "device": str(device),
+            "versions": _versions(),
+            "meta": meta,
+        }
+        staged = scratch / f"epoch-{best_epoch}"
+        (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=1, default=str), encoding="utf-8")
+        _publish(staged, out_dir, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not full:
+            net.unload()  # removes the LoRA layers: the caller's base model is as it was
+        for n, p in base.named_parameters():
+            p.requires_grad_(requires_grad.get(n, p.requires_grad))
+        base.train(was_training)
+
+    log.info("%s: best epoch %d of %d, validation loss %s", where, best_epoch, spec.epochs,
+             _fmt(val_losses[best_epoch - 1]))
+    return TrainResult(out_dir, cells, seed, len(train_ex), len(val_ex), train_losses, val_losses, best_epoch,
+                       step, tokens, metadata["wall_time_s"], metadata["tokens_per_second"], metadata)
+
+
+def _mkdirs(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _versions() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+
+
+def read_metadata(out_dir: str | Path) -> dict[str, Any]:
+    """The transfergrid.json of a trained adapter directory."""
+    path = Path(out_dir) / METADATA_FILE
+    if not path.is_file():
+        raise ModelError(f"{out_dir}: no {METADATA_FILE} (not an adapter written by transfergrid train)")
+    return json.loads(path.read_text(encoding="utf-8"))
