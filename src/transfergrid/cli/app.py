@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     from transfergrid.cli import commands  # noqa: F401
 
     try:
-        app(args=argv, standalone_mode=False)
+        # Non-standalone click returns a typer.Exit's code instead of raising it.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
