@@ -3,9 +3,9 @@
 Both sides run in this process on one simulated full-size grid (9 models × 44 sources × 44 targets,
 3 seeds: 17,424 cells, `analysis.simulate.simulate_results`):
 
-* transfergrid: `tables.compute_tables` (prepare + all 14 tables, including the crossed and nested
+* transfergrid: the whole analysis: `tables.compute_tables` (prepare + all 14 tables, including the crossed and nested
   variance decompositions — 24 REML fits — consistency, lang2vec and URIEL+ distances with 9,999
-  permutations);
+  permutations), then every figure (PNG + SVG) and the HTML report;
 * the reference: its variance decomposition method, statsmodels `MixedLM(groups=model,
   vc_formula={source, target}, re_formula="1", use_sparse=True).fit(reml=True, method="lbfgs")`,
   once per subset (all, curated, translated) × scope (transfer, MT-CL, CT-ML, CT-CL) = 12 fits.
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -70,6 +72,8 @@ def main() -> None:
     from transfergrid.analysis.simulate import REFERENCE_MODELS, simulate_results
     from transfergrid.analysis.tables import compute_tables
     from transfergrid.analysis.variance import SCOPES, SUBSETS
+    from transfergrid.report.figures import write_figures
+    from transfergrid.report.html import write_report
 
     frame = simulate_results(models=REFERENCE_MODELS[: args.models], seeds=args.seeds, seed=0)
     print(f"grid: {len(frame):,} cells, {args.models} models, {args.seeds} seeds; "
@@ -77,8 +81,13 @@ def main() -> None:
 
     start = time.perf_counter()
     tables = compute_tables(frame, urielplus=not args.no_urielplus)
+    t_tables = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as out:
+        figures = write_figures(tables, Path(out) / "figures")
+        write_report(Path(out), tables, figures, title="analysis benchmark")
     ours = time.perf_counter() - start
-    print(f"transfergrid compute_tables (all {len(tables)} tables): {ours:.1f} s")
+    print(f"transfergrid whole analysis: {ours:.1f} s (all {len(tables)} tables {t_tables:.1f} s, "
+          f"{len(figures)} figure files + report.html {ours - t_tables:.1f} s)")
 
     df = prepare(frame)
     ref_times, diffs, better = [], [], []
