@@ -71,7 +71,9 @@ def export_results(study, store, jobs: Sequence[Job] | None = None, data=None):
     sizes = {m.id: m.size_b for m in study.models}
     norm = {t: headline_uses_norm(study, t) for t in study.tasks}
 
-    base = {j.model: by_key.get(j.key) for j in evals if j.adapter_key is None}
+    # the base evaluation (a relatedness study's CoT evaluation has no adapter either)
+    base = {j.model: by_key.get(j.key) for j in evals
+            if j.adapter_key is None and j.spec.get("variant", "base") == "base"}
     fine: dict[tuple[str, str], list[tuple[int, object]]] = {}
     for j in evals:
         if j.adapter_key is not None and j.key in by_key:

@@ -73,9 +73,13 @@ class Worker:
         loaded = self.base(job)
         cell = Cell.parse(job.spec["source_cell"])
         s = self.study
+        if s.kind == "relatedness":  # study 2: one training set, the source languages pooled
+            train_items, val_items = self.data.relatedness_train(), self.data.relatedness_validation()
+        else:
+            train_items, val_items = self.data.items(cell, "train"), self.data.items(cell, "validation")
         start = time.perf_counter()
         result = train_adapter(
-            loaded, self.data.items(cell, "train"), self.data.items(cell, "validation"), s.training,
+            loaded, train_items, val_items, s.training,
             seed=job.spec["seed"], fmt=s.train_format(), chat_template=s.train_chat_template(),
             out_dir=Path(out_dir),
             meta={"key": job.key, "study": s.name, "study_hash": s.content_hash(), "model_id": job.model,
@@ -103,6 +107,8 @@ class Worker:
         same job; call `unload(job)` when the job is over."""
         from transfergrid.scoring import cell_metrics, score_variants
 
+        if job.spec.get("variant") == "cot":
+            return self.chain_of_thought(job, cell)
         loaded = self.base(job)
         name = self._ensure_adapter(job, adapter_dir)
         ev = self.study.evaluation
@@ -111,6 +117,23 @@ class Worker:
         scores = score_variants(self.adapters, loaded.tokenizer, [name], items, ev.format,
                                 chat_template=ev.chat_template, batch_tokens=ev.batch_tokens)[name]
         return CellResult(cell, cell_metrics(scores), [s.to_dict() for s in scores], time.perf_counter() - start)
+
+    def chain_of_thought(self, job: Job, cell: Cell) -> CellResult:
+        """Study 2's CoT ablation on one target cell: the base model (every adapter off) reasons,
+        then its answer labels are scored; the records keep the reasoning."""
+        from transfergrid.cot import cot_score_items
+
+        loaded = self.base(job)
+        self.adapters.activate(None)
+        ev, cot = self.study.evaluation, self.study.relatedness.cot
+        start = time.perf_counter()
+        scores = cot_score_items(self.adapters.model, loaded.tokenizer, self.target_items(cell),
+                                 chat_template=ev.chat_template, max_new_tokens=cot.max_new_tokens,
+                                 batch_size=cot.batch_size, batch_tokens=ev.batch_tokens)
+        acc = sum(s.correct for s in scores) / len(scores) if scores else float("nan")
+        # the labels " 1" .. " 4" are equally long: length normalisation changes nothing
+        metrics = {"n": len(scores), "acc": acc, "acc_norm": acc, "acc_bytes": None}
+        return CellResult(cell, metrics, [s.to_dict() for s in scores], time.perf_counter() - start)
 
     def _ensure_adapter(self, job: Job, adapter_dir: Path | None) -> str | None:
         key = job.adapter_key

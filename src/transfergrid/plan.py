@@ -6,6 +6,12 @@ Two kinds of job (DESIGN.md, "Keys, store and resume"):
 - ``eval``: one variant of a model over all target cells. The variant is the base model
   (``adapter_key`` None) or one trained adapter (``adapter_key`` = its train job's key).
 
+A relatedness study (study 2) has the same two kinds: per model and seed one adapter trained on
+its source languages pooled (``source_cell`` "belebele:id+ms"), and its evaluation on the target
+languages; the base model's evaluation; and, when ``relatedness.cot.enabled``, the base model's
+chain-of-thought evaluation (``variant`` "cot", keyed also by the CoT procedure and its settings).
+Every evaluation's spec names its ``variant``: "base", "ft" or "cot".
+
 A key is the sha256 of everything that determines the job's output: model fingerprint, data
 manifest hash(es), prompt format and ``PROMPT_VERSION``, chat template, training config, seed,
 ``SCORING_VERSION``. Evaluation is deterministic, so the base model is evaluated once per model
@@ -58,6 +64,8 @@ class Job:
         s = self.spec
         if self.kind == TRAIN:
             return f"train {s['model']} on {s['source_cell']} (seed {s['seed']})"
+        if s.get("variant") == "cot":
+            return f"eval {s['model']} chain-of-thought"
         if self.adapter_key is None:
             return f"eval {s['model']} base"
         return f"eval {s['model']} + {s['source_cell']} (seed {s['seed']})"
@@ -100,23 +108,45 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
         "training": study.training.model_dump(mode="json", exclude={"format", "chat_template"}),
         "prompt_version": versions["prompt_version"],
     }
+    cot = _cot_settings(study)
     jobs: list[Job] = []
     for m in study.models:
         fp = fingerprint(m.source)
         base = {"model": m.id, "model_source": m.source, "seed": None, "source_cell": None,
-                "adapter_key": None, "targets": targets}
+                "adapter_key": None, "targets": targets, "variant": "base"}
         jobs.append(Job(EVAL, content_key({**eval_common, "fingerprint": fp, "adapter": None}), base))
+        if cot is not None:
+            ckey = content_key({**eval_common, "fingerprint": fp, "adapter": None, "cot": cot})
+            jobs.append(Job(EVAL, ckey, {**base, "variant": "cot"}))
         trains, evals = [], []
-        for cell in study.source_cells():
+        for cell in _sources(study):
             for seed in study.seeds:
                 tkey = content_key({**train_common, "fingerprint": fp, "source_cell": str(cell),
                                     "data": manifest_hash(cell.task), "seed": seed})
                 spec = {"model": m.id, "model_source": m.source, "seed": seed, "source_cell": str(cell)}
                 trains.append(Job(TRAIN, tkey, spec))
                 ekey = content_key({**eval_common, "fingerprint": fp, "adapter": tkey})
-                evals.append(Job(EVAL, ekey, {**spec, "adapter_key": tkey, "targets": targets}))
+                evals.append(Job(EVAL, ekey, {**spec, "adapter_key": tkey, "targets": targets, "variant": "ft"}))
         jobs += trains + evals
     return jobs
+
+
+def _sources(study: Study) -> list[Cell]:
+    """What adapters are trained on: each source cell, or (study 2) the source languages pooled."""
+    if study.kind == "relatedness":
+        r = study.relatedness
+        return [Cell(r.benchmark, "+".join(r.source_languages))]
+    return study.source_cells()
+
+
+def _cot_settings(study: Study) -> dict[str, Any] | None:
+    """What determines a chain-of-thought evaluation beyond the base evaluation; None = no CoT job."""
+    if study.kind != "relatedness" or not study.relatedness.cot.enabled:
+        return None
+    from transfergrid.cot import COT_VERSION
+
+    # batch_size too: left-padded batches can change greedy generations in the last bits
+    return {"version": COT_VERSION, **study.relatedness.cot.model_dump(mode="json", exclude={"enabled"})}
 
 
 def study_jobs(study: Study, data) -> list[Job]:

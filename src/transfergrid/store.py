@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS cell_scores (
     cell TEXT NOT NULL,
     task TEXT NOT NULL, lang TEXT NOT NULL,
     model TEXT NOT NULL,
-    variant TEXT NOT NULL,                    -- 'base' or the source cell of the adapter
+    variant TEXT NOT NULL,                    -- 'base', 'cot' or the source cell of the adapter
     seed INTEGER,                             -- NULL for the base model
     n INTEGER NOT NULL,
     acc REAL, acc_norm REAL, acc_bytes REAL,
@@ -283,7 +283,10 @@ class Store:
         pd.DataFrame(items).to_parquet(tmp, index=False)
         os.replace(tmp, path)
         s = job.spec
-        variant = "base" if job.adapter_key is None else s["source_cell"]
+        if s.get("variant") == "cot":
+            variant = "cot"
+        else:
+            variant = "base" if job.adapter_key is None else s["source_cell"]
         now = time.time()
         with self._write() as db:
             self._owned(db, job.key)

@@ -14,7 +14,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from transfergrid.errors import StudyError
 from transfergrid.records import Cell
@@ -39,7 +46,7 @@ class ModelSpec(_Spec):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     @model_validator(mode="after")
-    def _infer(self) -> "ModelSpec":
+    def _infer(self) -> ModelSpec:
         family, size = infer_family_size(f"{self.id} {self.source}")
         if self.family is None and family:
             object.__setattr__(self, "family", family)
@@ -63,7 +70,7 @@ class GridSpec(_Spec):
         return v
 
     @model_validator(mode="after")
-    def _cells_in_grid(self) -> "GridSpec":
+    def _cells_in_grid(self) -> GridSpec:
         for name in ("sources", "targets"):
             for text in getattr(self, name) or []:
                 task, sep, lang = text.partition(":")
@@ -147,7 +154,7 @@ class RelatednessSpec(_Spec):
     cot: CotSpec = Field(default_factory=CotSpec)
 
     @model_validator(mode="after")
-    def _groups(self) -> "RelatednessSpec":
+    def _groups(self) -> RelatednessSpec:
         if isinstance(self.groups, dict):
             if self.related_group not in self.groups:
                 raise ValueError(f"groups needs a group named {self.related_group!r} (related_group)")
@@ -176,7 +183,7 @@ class Study(_Spec):
     relatedness: RelatednessSpec | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Study":
+    def _consistent(self) -> Study:
         ids = [m.id for m in self.models]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
@@ -187,6 +194,9 @@ class Study(_Spec):
             raise ValueError("a transfer study needs a [grid] table with tasks and languages")
         if self.kind == "relatedness" and self.relatedness is None:
             raise ValueError("a relatedness study needs a [relatedness] table")
+        if self.kind == "relatedness" and "evaluation" not in self.model_fields_set:
+            # study 2 scores the option labels "1".."4" after a numbered prompt
+            object.__setattr__(self, "evaluation", EvaluationSpec(format="numbers"))
         from transfergrid.data.registry import benchmark_names
 
         known = benchmark_names()

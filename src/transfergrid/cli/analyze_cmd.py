@@ -1,7 +1,8 @@
 """Commands: analyze, report, recommend — the study-1 analysis of a results CSV (released schema).
 
 Input is a study file (its exported `<output_dir>/results.csv`) or any CSV in the released schema
-(`--results`). `analyze` writes DIR/tables/*.csv, DIR/figures/*.{png,svg} and DIR/report.html; it
+(`--results`). A relatedness (study-2) study file is analysed from its exported per-item records
+(`<output_dir>/relatedness_items.parquet`) instead. `analyze` writes DIR/tables/*.csv, DIR/figures/*.{png,svg} and DIR/report.html; it
 builds everything in a hidden sibling directory and moves it into place at the end, so a failure
 leaves DIR as it was.
 """
@@ -31,13 +32,13 @@ ANALYSIS_DIR = "analysis"  # default output folder inside the study's output_dir
 
 
 # --- inputs -------------------------------------------------------------------------------------------
-def _load_study(path: Path):
+def _load_study(path: Path, kinds: tuple[str, ...] = ("transfer",)):
     from transfergrid.study import load_study
 
     study = load_study(path)
-    if study.kind != "transfer":
-        raise UserError(f"{path}: study {study.name!r} is a {study.kind} study; analyze, report and recommend "
-                        "work on transfer-grid studies")
+    if study.kind not in kinds:
+        raise UserError(f"{path}: study {study.name!r} is a {study.kind} study; this command works on "
+                        f"{' or '.join(kinds)} studies")
     return study
 
 
@@ -138,7 +139,7 @@ def _relatedness_section(tables: dict, figures: list[Path]):
 
 def _title(study, results: Path | None) -> str:
     if study is not None:
-        return f"Transfer study: {study.name}"
+        return f"{'Relatedness' if study.kind == 'relatedness' else 'Transfer'} study: {study.name}"
     return f"Transfer analysis: {results.name}" if results is not None else "Transfer analysis"
 
 
@@ -153,6 +154,11 @@ def analyze_command(
     from transfergrid.report.figures import write_figures
     from transfergrid.report.html import write_report
 
+    if study_file is not None and results is None:
+        study = _load_study(study_file, ("transfer", "relatedness"))
+        if study.kind == "relatedness":
+            _analyze_relatedness(study, study_file, _default_out(study, out))
+            return
     study, path = _results_path(study_file, results)
     out = _default_out(study, out)
     if out.exists() and not out.is_dir():
@@ -172,6 +178,29 @@ def analyze_command(
     n_png = sum(1 for p in figures if p.suffix == ".png")
     console.print(f"{len(tables)} tables, {n_png} figures and the report in {out}; open {out / 'report.html'}",
                   soft_wrap=True)
+
+
+def _analyze_relatedness(study, study_file: Path, out: Path) -> None:
+    """Study 2: the per-item records exported by `transfergrid run` -> tables, figures, report."""
+    from transfergrid.relatedness_export import ITEMS_FILE, read_item_frame
+    from transfergrid.report.relatedness_html import write_relatedness_analysis
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory")
+    path = study.output_path() / ITEMS_FILE
+    if not path.is_file():
+        raise UserError(f"{path}: no exported per-item results for study {study.name!r}; run "
+                        f"`transfergrid run {study_file}` first")
+    frame = read_item_frame(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
+    try:
+        tables, figures, _ = write_relatedness_analysis(study, frame, staging)
+        _publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    console.print(f"{len(tables)} tables, {len(figures)} figures and the report in {out}; "
+                  f"open {out / 'report.html'}", soft_wrap=True)
 
 
 @app.command("report")
@@ -198,7 +227,7 @@ def report_command(
         header, title, source = _summary(frame, results), _title(None, results), out
     else:
         if study_file is not None:
-            study = _load_study(study_file)
+            study = _load_study(study_file, ("transfer", "relatedness"))
             from_dir = study.output_path() / ANALYSIS_DIR
             title = _title(study, None)
         source = from_dir

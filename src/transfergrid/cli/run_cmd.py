@@ -1,4 +1,9 @@
-"""Commands: run, status, export — a study file to a finished transfer grid, and back out of the store."""
+"""Commands: run, status, export — a study file to a finished transfer grid, and back out of the store.
+
+A relatedness study (study 2) runs through the same store and executors; it exports its per-item
+records (`relatedness_items.parquet`, CoT reasoning included) instead of the released-CSV schema,
+and its report is the relatedness tables and figures.
+"""
 
 from __future__ import annotations
 
@@ -30,10 +35,6 @@ def _open(study_path: Path, out: Path | None, data_dir: Path | None, *, must_exi
     from transfergrid.study import load_study
 
     study = load_study(study_path)
-    if study.kind != "transfer":
-        # study 2 pools its source languages into one training set: not a grid of source cells
-        raise UserError(f"{study_path}: study {study.name!r} is a {study.kind} study; run, status and export "
-                        "handle transfer-grid studies")
     root = Path(out) if out is not None else study.output_path()
     if must_exist and not (root / DB_NAME).is_file():
         raise UserError(f"{root}: no results store ({DB_NAME}); run `transfergrid run {study_path}` first")
@@ -67,9 +68,14 @@ def run_command(
     console.print(f"{study.name}: {len(jobs)} jobs, {len(missing)} to run ({n_train} trainings, "
                   f"{len(missing) - n_train} evaluations) -> {store.root}")
     summary = execute(study, store, jobs, data_root, executor=executor, address=address, progress=progress)
-    results = _export(study, store, jobs, store.root)
-    if report:
-        _report(study, store.root, results)
+    if study.kind == "relatedness":
+        frame = _export_relatedness(study, store, jobs, store.root)
+        if report:
+            _report_relatedness(study, store.root, frame)
+    else:
+        results = _export(study, store, jobs, store.root)
+        if report:
+            _report(study, store.root, results)
     if not summary.ok:
         for label, error, path in summary.failed:
             console.print(f"[red]failed[/] {label}: {error} (traceback: {path})", highlight=False)
@@ -131,6 +137,26 @@ def _report(study, out_dir: Path, results) -> None:
     console.print(f"wrote the report {path}")
 
 
+def _export_relatedness(study, store, jobs, out_dir: Path):
+    """Write <out>/relatedness_items.parquet (every per-item record); returns the analysis frame."""
+    from transfergrid.relatedness_export import ITEMS_FILE, item_frame, item_records
+
+    records = item_records(study, store, jobs)
+    _write_parquet(records, out_dir / ITEMS_FILE)
+    console.print(f"wrote {out_dir / ITEMS_FILE} ({len(records)} item records)")
+    return item_frame(records)
+
+
+def _report_relatedness(study, out_dir: Path, frame) -> None:
+    """The relatedness tables, figures and HTML report in <out>/report (as `transfergrid analyze`)."""
+    if not (frame["variant"] == "base").any():
+        return
+    from transfergrid.report.relatedness_html import write_relatedness_analysis
+
+    _, _, path = write_relatedness_analysis(study, frame, out_dir / "report")
+    console.print(f"wrote the report {path}")
+
+
 @app.command("status")
 def status_command(
     study_path: StudyArg,
@@ -169,12 +195,21 @@ def export_command(
     store_dir: Annotated[Path | None, Opt("--store", help="the study's output directory (default: its output_dir)")] = None,
     data_dir: DataOpt = None,
 ) -> None:
-    """Write the released-CSV schema (one row per model, source cell, target cell) and items.parquet."""
+    """Write the released-CSV schema (one row per model, source cell, target cell) and items.parquet;
+    for a relatedness study, the per-item frame (CSV) and every per-item record (items.parquet)."""
     from transfergrid.export import export_items, export_results
 
     if out.suffix != ".csv":
         raise UserError(f"--out {out}: expected a .csv file")
     study, store, _, _, jobs = _open(study_path, store_dir, data_dir, must_exist=True)
+    if study.kind == "relatedness":
+        from transfergrid.relatedness_export import item_frame, item_records
+
+        records = item_records(study, store, jobs)
+        _write_csv(item_frame(records), out)
+        _write_parquet(records, out.with_name(out.stem + ".items.parquet"))
+        console.print(f"wrote {out} ({len(records)} item rows)")
+        return
     results = export_results(study, store, jobs)
     _write_csv(results, out)
     items = export_items(study, store, jobs)
