@@ -13,7 +13,6 @@ from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from transfergrid.analysis import relatedness as rel
 from transfergrid.errors import UserError
 
-
 # --- McNemar -----------------------------------------------------------------------------------
 
 def test_mcnemar_exact_by_hand_and_statsmodels():

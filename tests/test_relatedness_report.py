@@ -6,12 +6,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_relatedness import _synthetic
 
 from transfergrid.analysis import relatedness as rel
-from transfergrid.report.relatedness_figures import FIGURES, TABLES, relatedness_report, with_groups
+from transfergrid.report.relatedness_figures import (
+    FIGURES,
+    TABLES,
+    relatedness_report,
+    with_groups,
+)
 from transfergrid.study import load_study, parse_study
-
-from test_relatedness import _synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"he": "Hebr", "am": "Ethi", "mt": "Latn", "ja": "Jpan", "ko": "Hang", "fr": "Latn"}

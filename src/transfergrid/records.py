@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -17,7 +18,7 @@ class Cell:
         return f"{self.task}:{self.lang}"
 
     @classmethod
-    def parse(cls, text: str) -> "Cell":
+    def parse(cls, text: str) -> Cell:
         task, sep, lang = text.partition(":")
         if not sep or not task or not lang:
             from transfergrid.errors import UserError

@@ -1,3 +1,10 @@
 """Import every command module so that each registers its commands on the app."""
 
-from transfergrid.cli import analyze_cmd, data_cmd, eval_cmd, models_cmd, run_cmd, train_cmd  # noqa: F401
+from transfergrid.cli import (  # noqa: F401
+    analyze_cmd,
+    data_cmd,
+    eval_cmd,
+    models_cmd,
+    run_cmd,
+    train_cmd,
+)
