@@ -78,3 +78,10 @@ def test_show_prompt(data_dir):
 def test_show_errors(data_dir, capsys, args, message):
     code, _, err = run(["data", *args, "--data-dir", str(data_dir)], capsys)
     assert code == 2 and message in err.replace("\n", " ")
+
+
+def test_errors_print_as_written_without_markup_or_emoji(data_dir, capsys):
+    # "belebele:id:" must not turn into an emoji, nor "[...]" into rich markup
+    code, _, err = run(["data", "show", "belebele", "id", "--split", "train", "--data-dir", str(data_dir)], capsys)
+    assert code == 2
+    assert "error: belebele:id: unknown split 'train'" in err

@@ -157,16 +157,17 @@ def test_a_failing_job_is_stored_and_the_run_exits_non_zero(reference, tmp_path,
 
     def flaky(loaded, train_items, *args, **kwargs):
         if train_items[0].task == "truthfulqa_mc1" and train_items[0].lang == "es":
-            raise FloatingPointError("loss is nan")
+            raise FloatingPointError("loss is nan [step 3]")  # brackets print as written, not as markup
         return real(loaded, train_items, *args, **kwargs)
 
     monkeypatch.setattr(train, "train_adapter", flaky)
     assert cli(*run_args(study, out, data_dir)) == 1
     text = capsys.readouterr().out
     assert "7 jobs done, 1 failed, 1 blocked" in text
+    assert "FloatingPointError: loss is nan [step 3]" in text
     con = db(out)
     (failed,) = con.execute("SELECT * FROM jobs WHERE status = 'failed'").fetchall()
-    assert failed["kind"] == "train" and failed["error"] == "FloatingPointError: loss is nan"
+    assert failed["kind"] == "train" and failed["error"] == "FloatingPointError: loss is nan [step 3]"
     assert "truthfulqa_mc1:es" in json.loads(failed["spec"])["source_cell"]
     assert "Traceback" in (out / failed["traceback_path"]).read_text()
     # the other jobs went on; results hold the three finished sources

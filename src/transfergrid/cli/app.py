@@ -8,6 +8,7 @@ import sys
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from transfergrid.errors import UserError
 
@@ -23,8 +24,9 @@ models_app = typer.Typer(help="Models: bundled models and their cache.", no_args
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: a cell label such as "belebele:id:" must print as written, not as an emoji.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 @app.callback()
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from transfergrid.cli.app import app, console, data_app, models_app  # noqa: F401
@@ -78,9 +79,10 @@ def run_command(
             _report(study, store.root, results)
     if not summary.ok:
         for label, error, path in summary.failed:
-            console.print(f"[red]failed[/] {label}: {error} (traceback: {path})", highlight=False)
+            console.print(f"[red]failed[/] {escape(label)}: {escape(error)} (traceback: {escape(str(path))})",
+                          highlight=False, soft_wrap=True)
         for label in summary.blocked:
-            console.print(f"[yellow]blocked[/] {label}: its adapter was not trained", highlight=False)
+            console.print(f"[yellow]blocked[/] {escape(label)}: its adapter was not trained", highlight=False)
         console.print(f"{len(summary.done)} jobs done, {len(summary.failed)} failed, {len(summary.blocked)} blocked; "
                       "run again to retry")
         # SystemExit, not typer.Exit: in non-standalone mode click turns Exit into a return value
@@ -182,8 +184,9 @@ def status_command(
                       *(str(c[k]) for k in ("done", "running", "failed", "missing")))
     console.print(table)
     for f in report["failed"]:
-        console.print(f"[red]failed[/] {f['job']}: {f['error']} (attempts {f['attempts']}, traceback {f['traceback']})",
-                      highlight=False)
+        console.print(f"[red]failed[/] {escape(str(f['job']))}: {escape(str(f['error']))} (attempts {f['attempts']}, "
+                      f"traceback {escape(str(f['traceback']))})",
+                      highlight=False, soft_wrap=True)
     if report["orphans"]:
         console.print(f"{report['orphans']} jobs in the store belong to an earlier version of the study (not used)")
 

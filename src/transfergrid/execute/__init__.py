@@ -106,7 +106,7 @@ class GridProgress:
         self.enabled = enabled
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                            console=Console(stderr=True), disable=not enabled)
+                            console=Console(stderr=True, emoji=False), disable=not enabled)
         self.grid = self.bar.add_task("grid", total=total, completed=done)
         self.jobs: dict[str, int] = {}
 
