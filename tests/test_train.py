@@ -179,6 +179,18 @@ def test_same_seed_gives_identical_adapters_and_another_seed_does_not(tmp_path, 
     assert meta[0]["train_losses"] == meta[1]["train_losses"]
 
 
+def test_gradient_checkpointing_gives_the_same_adapter_and_is_switched_off_after(tmp_path, tiny_loaded):
+    items, val = make_items(12), make_items(4, seed=1)
+    spec = SPEC.model_copy(update={"dropout": 0.1})  # dropout: the recomputation must replay its RNG
+    train_adapter(tiny_loaded, items, val, spec, seed=5, fmt="cloze", out_dir=tmp_path / "plain")
+    checkpointed = spec.model_copy(update={"gradient_checkpointing": True})
+    train_adapter(tiny_loaded, items, val, checkpointed, seed=5, fmt="cloze", out_dir=tmp_path / "ckpt")
+    plain, ckpt = lora_state(tmp_path / "plain"), lora_state(tmp_path / "ckpt")
+    assert plain.keys() == ckpt.keys()
+    assert all(torch.allclose(plain[k], ckpt[k], rtol=0, atol=1e-6) for k in plain)
+    assert not tiny_loaded.model.is_activation_checkpointing  # the base model is handed back as it was
+
+
 def test_the_epoch_with_the_lowest_validation_loss_is_kept(tmp_path, tiny_loaded, monkeypatch):
     scripted = iter([3.0, 1.0, 2.0])
     snapshots = []

@@ -104,8 +104,10 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
     train_common = {
         "kind": TRAIN, "format": study.train_format(), "chat_template": study.train_chat_template(),
         "split": split,
-        # the effective format and chat template above; the spec's None ("as evaluation") is not
-        "training": study.training.model_dump(mode="json", exclude={"format", "chat_template"}),
+        # the effective format and chat template above; the spec's None ("as evaluation") is not.
+        # Gradient checkpointing changes memory and time, not the adapter: not part of the key.
+        "training": study.training.model_dump(mode="json",
+                                              exclude={"format", "chat_template", "gradient_checkpointing"}),
         "prompt_version": versions["prompt_version"],
     }
     cot = _cot_settings(study)

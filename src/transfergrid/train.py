@@ -190,6 +190,19 @@ def _resolve_model(model, tokenizer):
     return model, tokenizer, None, None, False
 
 
+def _checkpointing(model, on: bool) -> None:
+    """Activation (gradient) checkpointing on or off, by transformers 5's name or the older one."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        if on:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+    elif on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
+
+
 def _pad_id(tokenizer) -> int:
     for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id):
         if tid is not None:
@@ -304,6 +317,10 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
         config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
                             target_modules=targets, bias="none", task_type="CAUSAL_LM")
         net = get_peft_model(base, config)
+    # Checkpointing trades compute for memory only (recomputation is exact, RNG state preserved).
+    checkpointed = net if full else base
+    if spec.gradient_checkpointing:
+        _checkpointing(checkpointed, True)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if full and device.type == "cuda"
                 and next(base.parameters()).dtype == torch.bfloat16 else None)
 
@@ -396,6 +413,8 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
         _publish(staged, out_dir, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if spec.gradient_checkpointing:
+            _checkpointing(checkpointed, False)
         if not full:
             net.unload()  # removes the LoRA layers: the caller's base model is as it was
         for n, p in base.named_parameters():
