@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import typer
 from rich.console import Console
@@ -37,6 +38,8 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
         handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
         force=True,
     )
+    # PEFT asks transformers 5 for a deprecated attribute on every adapter load: noise users can't act on.
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     for noisy in ("urllib3", "filelock", "httpx", "matplotlib", "PIL", "fsspec", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
