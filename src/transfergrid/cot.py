@@ -18,16 +18,13 @@ answer is always read at our cue. Predictions are the argmax of the labels' log-
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from transfergrid.errors import ModelError, UserError
-from transfergrid.prompts import Prompt, render
+from transfergrid.errors import UserError
+from transfergrid.prompts import Prompt, chat_text, render
 from transfergrid.records import Item
-
-log = logging.getLogger(__name__)
 
 COT_INSTRUCTION = ("Think step by step: reason briefly about the passage and the question, "
                    "then give the number of the correct answer.")
@@ -68,20 +65,12 @@ def _question_block(item: Item) -> tuple[str | None, str]:
     return prompt.system, user[: -len(ANSWER_CUE)]
 
 
-def _chat(tokenizer, system: str | None, user: str) -> str:
-    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-        name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
-        raise ModelError(f"the tokenizer of {name} has no chat template; run the CoT ablation without chat_template")
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
 def generation_context(item: Item, *, chat_template: bool = False, tokenizer=None) -> str:
     """The text the model continues with its reasoning."""
     system, block = _question_block(item)
     user = f"{block}\n\n{COT_INSTRUCTION}"
     if chat_template:
-        return _chat(tokenizer, system, user)
+        return chat_text(tokenizer, system, user, instead="run the CoT ablation without chat_template")
     return (system or "") + user + REASONING_CUE
 
 
@@ -99,31 +88,17 @@ def scoring_prompt(item: Item, context: str, reasoning: str) -> Prompt:
                   delimiter=numbered.delimiter)
 
 
-def _generate(model, tokenizer, contexts: list[str], max_new_tokens: int, batch_size: int) -> list[str]:
-    """Greedy batched generation via models.generate; scoring's greedy loop until that lands."""
-    try:
-        from transfergrid.models import generate
-    except ImportError:
-        generate = None
-    if generate is not None:
-        return list(generate(model, tokenizer, contexts, max_new_tokens=max_new_tokens, batch_size=batch_size))
-    from transfergrid.scoring import generate_greedy
-
-    log.debug("transfergrid.models.generate not available: unbatched greedy generation")
-    prompts = [Prompt(c, (), -1, "cot", delimiter="") for c in contexts]
-    return generate_greedy(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
-
-
 def cot_score_items(model, tokenizer, items: Sequence[Item], *, chat_template: bool = False,
                     max_new_tokens: int = 256, batch_size: int = 8, batch_tokens: int | None = None,
                     progress: Callable[[int], None] | None = None) -> list[CotItemScore]:
     """Generate each item's reasoning, then score its answer labels (one CotItemScore per item)."""
-    from transfergrid.scoring import encode_prompts, loglikelihoods
+    from transfergrid.models import generate
+    from transfergrid.scoring import _argmax, encode_prompts, loglikelihoods
 
     if not items:
         return []
     contexts = [generation_context(it, chat_template=chat_template, tokenizer=tokenizer) for it in items]
-    generations = _generate(model, tokenizer, contexts, max_new_tokens, batch_size)
+    generations = generate(model, tokenizer, contexts, max_new_tokens=max_new_tokens, batch_size=batch_size)
     if len(generations) != len(items):
         raise RuntimeError(f"generation returned {len(generations)} texts for {len(items)} prompts")
     reasonings = [reasoning_of(g) for g in generations]
@@ -132,7 +107,7 @@ def cot_score_items(model, tokenizer, items: Sequence[Item], *, chat_template: b
     out = []
     for it, p, per_choice, gen, r in zip(items, prompts, lls, generations, reasonings):
         loglik = tuple(float(ll) for ll, _ in per_choice)
-        pred = max(range(len(loglik)), key=lambda j: (loglik[j], -j))  # ties: first label
+        pred = _argmax(loglik)  # ties: first label
         out.append(CotItemScore(it.id, it.task, it.lang, p.gold, loglik, pred, pred == p.gold, r, gen))
         if progress is not None:
             progress(1)

@@ -259,12 +259,14 @@ def _mgsm(item: Item) -> tuple[str, tuple[str, ...]]:
     return f"{question_word}{item.context}\n{answer_word}", stop
 
 
-def _chat(tokenizer, system: str | None, user: str) -> str:
+def chat_text(tokenizer, system: str | None, user: str, *, instead: str = "evaluate without --chat-template") -> str:
+    """`system` + `user` as one user turn of the model's chat template, ready for the assistant's
+    reply; `instead` is the error's advice when the tokenizer has no template."""
     if tokenizer is None:
         raise ModelError("chat_template=True needs the model's tokenizer")
     if not getattr(tokenizer, "chat_template", None):
         name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
-        raise ModelError(f"the tokenizer of {name} has no chat template; evaluate without --chat-template")
+        raise ModelError(f"the tokenizer of {name} has no chat template; {instead}")
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
@@ -277,7 +279,7 @@ def render(item: Item, fmt: str, *, chat_template: bool = False, tokenizer=None)
         if fmt != "cloze":
             raise UserError(f"{item.task} is generative: only the 'cloze' format applies, not {fmt!r}")
         user, stop = _mgsm(item)
-        context = _chat(tokenizer, None, user) if chat_template else user
+        context = chat_text(tokenizer, None, user) if chat_template else user
         return Prompt(context, (), -1, fmt, delimiter="", stop=stop)
 
     if fmt == "cloze":
@@ -291,7 +293,7 @@ def render(item: Item, fmt: str, *, chat_template: bool = False, tokenizer=None)
 
     if chat_template:
         # harness: with a chat template the target delimiter is dropped (no gen_prefix here).
-        context, delimiter = _chat(tokenizer, system, user), ""
+        context, delimiter = chat_text(tokenizer, system, user), ""
     else:
         context, delimiter = (system or "") + user, " "
     return Prompt(context, tuple(delimiter + c for c in choices), item.gold, fmt,

@@ -549,43 +549,12 @@ def _cut_at_stop(text: str, stop: Iterable[str]) -> str:
 
 def generate_greedy(model, tokenizer, prompts: Sequence[Prompt], *, max_new_tokens: int = 256,
                     progress: Progress | None = None) -> list[str]:
-    """Greedy continuation of each prompt, cut at its stop strings (uses models.generate if present)."""
-    try:
-        from transfergrid import models as _models
+    """Greedy continuation of each prompt (batched, `models.generate`), cut at its stop strings."""
+    from transfergrid.models import generate
 
-        gen = getattr(_models, "generate", None)
-    except ImportError:
-        gen = None
-    contexts = [p.context for p in prompts]
     stops = [p.stop for p in prompts]
-    if gen is not None:
-        try:
-            texts = gen(model, tokenizer, contexts, max_new_tokens=max_new_tokens, stop=list({s for st in stops for s in st}))
-            if progress is not None:
-                progress(len(prompts))
-            return [_cut_at_stop(t, st) for t, st in zip(texts, stops)]
-        except TypeError:
-            log.debug("models.generate has another signature; using the built-in greedy loop")
-    import torch
-
-    out = []
-    eos = tokenizer.eos_token_id
-    with torch.inference_mode():
-        for ctx, stop in zip(contexts, stops):
-            ids = torch.tensor([_encode_texts(tokenizer, [ctx])[0]], device=_model_device(model))
-            past, new = None, []
-            step_ids = ids
-            for _ in range(max_new_tokens):
-                o = model(input_ids=step_ids, past_key_values=past, use_cache=True)
-                past = o.past_key_values
-                nxt = int(o.logits[0, -1].argmax())
-                if nxt == eos:
-                    break
-                new.append(nxt)
-                if any(s and s in tokenizer.decode(new) for s in stop):
-                    break
-                step_ids = torch.tensor([[nxt]], device=ids.device)
-            out.append(_cut_at_stop(tokenizer.decode(new, skip_special_tokens=True), stop))
-            if progress is not None:
-                progress(1)
-    return out
+    texts = generate(model, tokenizer, [p.context for p in prompts], max_new_tokens=max_new_tokens,
+                     stop=list({s for st in stops for s in st}))
+    if progress is not None:
+        progress(len(prompts))
+    return [_cut_at_stop(t, st) for t, st in zip(texts, stops)]
