@@ -55,6 +55,15 @@ def _key(path: Path) -> tuple[Path, tuple]:
     return path, (st.st_size, st.st_mtime_ns)
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError("file not found", file=path) from None
+    except UnicodeDecodeError:
+        raise DataError("not UTF-8 text", file=path) from None
+
+
 def read_json(path: Path) -> list[Row]:
     return _read_json(*_key(path))
 
@@ -62,14 +71,11 @@ def read_json(path: Path) -> list[Row]:
 @lru_cache(maxsize=512)
 def _read_json(path: Path, _stamp: tuple) -> list[Row]:
     """A JSON file holding a list of objects."""
+    text = _read_text(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError("file not found", file=path) from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"malformed JSON: {exc.msg}", file=path, line=exc.lineno) from None
-    except UnicodeDecodeError:
-        raise DataError("not UTF-8 text", file=path) from None
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise DataError("expected a JSON list of objects", file=path)
     return data
@@ -83,12 +89,7 @@ def read_jsonl(path: Path) -> list[Row]:
 def _read_jsonl(path: Path, _stamp: tuple) -> list[Row]:
     """A JSON Lines file; each row remembers its line number in `_line`."""
     rows = []
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError("file not found", file=path) from None
-    except UnicodeDecodeError:
-        raise DataError("not UTF-8 text", file=path) from None
+    text = _read_text(path)
     # split on \n only: splitlines() would also break at U+2028 inside JSON strings
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
@@ -111,12 +112,7 @@ def read_tsv(path: Path, header: bool) -> list[Row]:
 @lru_cache(maxsize=512)
 def _read_tsv(path: Path, _stamp: tuple, header: bool) -> list[Row]:
     """Tab-separated rows (as dicts by header, or by column number without one), `_line` kept."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError("file not found", file=path) from None
-    except UnicodeDecodeError:
-        raise DataError("not UTF-8 text", file=path) from None
+    text = _read_text(path)
     lines = list(csv.reader([x.rstrip("\r") for x in text.split("\n")], delimiter="\t", quoting=csv.QUOTE_NONE))
     names = lines[0] if header and lines else None
     rows = []
