@@ -9,7 +9,7 @@ fine-tuned row with its base (same model, target and seed, else the seedless bas
 acc_norm where the harness reports it, else acc (the reference's parse_lm_eval_output.py).
 
 lm-evaluation-harness layout: `lm_eval --output_path DIR` writes `DIR/<model>/results_<date>.json`
-with `results.<task>["acc,none"]` (and `"acc_norm,none"`), `group_subtasks`, `config.model` and
+with `results.<task>["acc,none"]` (and `"acc_norm,none"`), `group_subtasks`, `config.model_args` and
 `model_name`. An index file (TOML or CSV) lists one run per entry (docs: README "Bring your own
 runs"):
 
@@ -113,8 +113,22 @@ def read_harness_json(path: Path, metric_filter: str = "none") -> tuple[dict[str
             log.info("%s: task %s has no acc,%s; skipped", path, task, metric_filter)
             continue
         scores[task] = (float(acc), float(norm) if isinstance(norm, (int, float)) else float(acc))
-    model = data.get("model_name") or (data.get("config") or {}).get("model")
-    return scores, (str(model).rstrip("/").split("/")[-1] if model else None)
+    return scores, _model_name(data)
+
+
+def _model_name(data: dict) -> str | None:
+    """The base model a results file names: `pretrained=` of config.model_args (with a PEFT adapter,
+    model_name is the adapter's path), else model_name; its last path part. (config.model is the
+    harness backend, "hf".)"""
+    args = (data.get("config") or {}).get("model_args")
+    model = None
+    if isinstance(args, dict):
+        model = args.get("pretrained")
+    elif isinstance(args, str):
+        found = re.search(r"(?:^|,)\s*pretrained=([^,]+)", args)
+        model = found.group(1) if found else None
+    model = model or data.get("model_name")
+    return str(model).rstrip("/").split("/")[-1] if model else None
 
 
 def _run_files(path: Path, where: dict) -> list[Path]:
