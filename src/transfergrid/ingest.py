@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transfergrid.analysis.completeness import BASE
+from transfergrid.analysis.completeness import BASE, normalize_seeds
 from transfergrid.analysis.frame import RESULT_COLUMNS, task_key
 from transfergrid.analysis.regimes import regime
 from transfergrid.errors import DataError, UserError
@@ -136,7 +136,8 @@ def _run_files(path: Path, where: dict) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise DataError(f"{path}: no such file or folder", **where)
-    files = sorted(path.rglob("results_*.json"))
+    # by file name: results_<ISO date>.json sorts by time, whatever sub-folder the harness chose
+    files = sorted(path.rglob("results_*.json"), key=lambda p: (p.name, str(p)))
     if not files:
         raise DataError(f"{path}: no results_*.json below this folder (lm_eval --output_path writes them)", **where)
     return files
@@ -197,7 +198,7 @@ def read_harness_runs(index: Path, tasks: dict[str, str | None] | None = None,
         model = None
         for file in _run_files(path if path.is_absolute() else index.parent / path, where):
             scores, model = read_harness_json(file, metric_filter)
-            found.update(scores)  # sorted names: a later (newer) file wins
+            found.update(scores)  # a later (newer) file wins
         model = str(run.get("model") or "").strip() or model
         if not model:
             raise DataError("no model name: give model = ... (the results file has no model_name)", **where)
@@ -286,7 +287,7 @@ def check_seed_frame(frame: pd.DataFrame, source: object) -> pd.DataFrame:
         r = frame.loc[dup].iloc[0]
         raise DataError(f"{int(dup.sum())} rows share a (model, source, target, seed), e.g. ({r.model_name}, "
                         f"{r.source}, {r.target}, seed {r.seed}); each score must appear once", file=source)
-    frame["seed"] = frame["seed"].astype(object).where(frame["seed"].notna(), None)
+    frame["seed"] = pd.Series(normalize_seeds(frame["seed"]), index=frame.index, dtype=object)
     return frame
 
 

@@ -29,11 +29,11 @@ def missing_entries(per_seed: pd.DataFrame, seeds: Iterable[object] | None = Non
     sources = sorted(ft["source"].unique())
     targets = sorted(per_seed["target"].unique())
     if seeds is None:
-        seeds = sorted({s for s in per_seed["seed"] if pd.notna(s)})
+        seeds = sorted({s for s in normalize_seeds(per_seed["seed"]) if s is not None})
     seeds = list(seeds) or [None]
 
-    have_ft = set(zip(ft["model_name"], ft["source"], ft["target"], ft["seed"]))
-    have_base = set(zip(base["model_name"], base["target"], base["seed"].where(base["seed"].notna(), None)))
+    have_ft = set(zip(ft["model_name"], ft["source"], ft["target"], normalize_seeds(ft["seed"])))
+    have_base = set(zip(base["model_name"], base["target"], normalize_seeds(base["seed"])))
     rows = []
     for model, target in itertools.product(models, targets):
         for seed in seeds:
@@ -44,6 +44,11 @@ def missing_entries(per_seed: pd.DataFrame, seeds: Iterable[object] | None = Non
             rows.append(("fine-tuned", model, source, target, seed))
     expected = len(models) * len(targets) * len(seeds) * (1 + len(sources))
     return pd.DataFrame(rows, columns=MISSING_COLUMNS), expected
+
+
+def normalize_seeds(values: pd.Series) -> list:
+    """Seeds as ints, None where absent (a column holding None turns ints into floats)."""
+    return [None if pd.isna(v) else int(v) if float(v).is_integer() else v for v in values]
 
 
 def _top(counts: pd.Series, k: int = 3) -> str:
