@@ -251,3 +251,21 @@ def test_import_round_trips_through_analyze(harness_dir, tmp_path):
     assert uplift.loc["CT-ML", "mean"] == pytest.approx(4.0)
     assert uplift.loc["transfer", "mean"] == pytest.approx(16 / 3)
     assert uplift.loc["MT-ML", "mean"] == pytest.approx(10.0)  # arc:de acc_norm 10, 10
+
+
+def test_csv_index_and_task_map(harness_dir, tmp_path):
+    """The same runs from a CSV index; --tasks maps a task to another cell and skips one ("" dataset)."""
+    index = harness_dir / "runs.csv"
+    index.write_text("model,model_size,source,seed,path\n"
+                     ",,base,,base/seed17\n"
+                     f"{MODEL},0.5,arc_challenge:de,17,ft/arc_challenge-de/seed17\n", encoding="utf-8")
+    tasks = tmp_path / "tasks.csv"
+    tasks.write_text("harness_task,dataset,language\ntruthfulqa_de_mc1,truthfulqa_mc1,de\nglobal_mmlu_de,,\n")
+    out = tmp_path / "results.csv"
+    result = runner.invoke(app, ["import", "harness", str(index), "--tasks", str(tasks), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = by_target(pd.read_csv(out))
+    assert list(frame.index) == ["arc_challenge:de", "arc_challenge:fr", "truthfulqa_mc1:de"]
+    # one seed: the seedless base (seed 17's file) serves it; std and SE are empty
+    assert frame.loc["truthfulqa_mc1:de", "delta_score_mean"] == pytest.approx(5.0)
+    assert frame["n_seeds"].tolist() == [1, 1, 1] and frame["delta_score_std"].isna().all()
