@@ -78,10 +78,10 @@ def _finish(per_seed, out: Path | None, check: bool, allow: bool, missing_out: P
 
 @import_app.command("harness")
 def import_harness(
-    index: Annotated[Path, typer.Argument(help="index file (TOML [[run]] or CSV: model, source, seed, path)")],
+    index: Annotated[Path, typer.Argument(help="index file: TOML (run entries and an optional tasks table) or CSV (model, model_size, source, seed, path)")],
     out: Out = None,
     tasks: Annotated[Path | None, typer.Option("--tasks", help="CSV harness_task,dataset,language mapping "
-                                               "task names to cells (adds to / overrides [tasks])")] = None,
+                                               "task names to cells (adds to / overrides the index tasks table)")] = None,
     metric_filter: Annotated[str, typer.Option("--filter", help="the harness filter of the metric keys "
                                                "(acc,<filter>)")] = "none",
     seeds: Seeds = None,
