@@ -36,22 +36,25 @@ FT = {17: {"arc_de": (0.60, 0.65), "arc_fr": (0.40, 0.45), "truthfulqa_de_mc1": 
            "global_mmlu_de": (0.53, None)}}
 
 
-def harness_results(scores: dict, model_args: str) -> dict:
+def harness_results(scores: dict, model_args: str | dict) -> dict:
     """A results_*.json as lm-evaluation-harness 0.4 writes it (EvaluationTracker.save_results_aggregated):
     the global_mmlu_de group carries its subtasks in `results` and lists them in `group_subtasks`."""
     results, group_subtasks = {}, {}
     for task, (acc, norm) in scores.items():
-        metrics = {"alias": task, "acc,none": acc, "acc_stderr,none": 0.02}
+        metrics = {"name": task, "alias": task, "sample_len": 400, "acc,none": acc, "acc_stderr,none": 0.02}
         if norm is not None:
             metrics |= {"acc_norm,none": norm, "acc_norm_stderr,none": 0.02}
         results[task] = metrics
-        group_subtasks[task] = []
-        if task.startswith("global_mmlu"):
+        if task.startswith("global_mmlu"):  # group_subtasks lists groups only
             subtasks = [f"{task}_stem", f"{task}_humanities"]
             group_subtasks[task] = subtasks
             for sub in subtasks:  # subtask scores that must not count
-                results[sub] = {"alias": f" - {sub}", "acc,none": 0.99, "acc_stderr,none": 0.01}
-    model_name = model_args.split(",")[-1].split("=", 1)[1]
+                results[sub] = {"name": sub, "alias": f" - {sub}", "sample_len": 200, "acc,none": 0.99,
+                                "acc_stderr,none": 0.01}
+    if isinstance(model_args, dict):
+        model_name = model_args.get("peft") or model_args["pretrained"]
+    else:  # the harness names a run by its last model argument: peft= before pretrained=
+        model_name = model_args.split(",")[-1].split("=", 1)[1]
     return {
         "results": results,
         "groups": {t: results[t] for t in scores if t.startswith("global_mmlu")},
@@ -61,6 +64,7 @@ def harness_results(scores: dict, model_args: str) -> dict:
         "n-shot": {t: 0 for t in results},
         "higher_is_better": {t: {"acc": True, "acc_norm": True} for t in results},
         "n-samples": {t: {"original": 400, "effective": 400} for t in results},
+        # model_args: a string as given on the command line (0.4.13 stores a parsed dict; both are read)
         "config": {"model": "hf", "model_args": model_args, "batch_size": "auto", "batch_sizes": [],
                    "device": "cuda:0", "use_cache": None, "limit": None, "bootstrap_iters": 100000,
                    "gen_kwargs": None, "random_seed": 0, "numpy_seed": 1234, "torch_seed": 1234,
@@ -72,7 +76,7 @@ def harness_results(scores: dict, model_args: str) -> dict:
     }
 
 
-def write_run(root: Path, scores: dict, model_args: str, date: str = "2026-01-02T10-00-00.000000") -> None:
+def write_run(root: Path, scores: dict, model_args: str | dict, date: str = "2026-01-02T10-00-00.000000") -> None:
     """`lm_eval --output_path root` puts results under root/<model_name_sanitized>/results_<date>.json."""
     data = harness_results(scores, model_args)
     folder = root / data["model_name_sanitized"]
@@ -84,7 +88,7 @@ def write_run(root: Path, scores: dict, model_args: str, date: str = "2026-01-02
 def harness_dir(tmp_path) -> Path:
     root = tmp_path / "runs"
     for seed in (17, 42):
-        write_run(root / "base" / f"seed{seed}", BASE[seed], f"pretrained=Qwen/{MODEL}")
+        write_run(root / "base" / f"seed{seed}", BASE[seed], {"pretrained": f"Qwen/{MODEL}", "dtype": "bfloat16"})
         write_run(root / "ft" / "arc_challenge-de" / f"seed{seed}", FT[seed],
                   f"pretrained=Qwen/{MODEL},peft=adapters/arc_challenge-de/seed{seed}")
     # an older re-run in the same folder: the newer file (by name) wins
