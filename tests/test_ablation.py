@@ -166,3 +166,9 @@ def test_release_against_itself_agrees_perfectly(tmp_path):
     assert row["pearson_acc_norm"] == pytest.approx(1.0, abs=1e-12)
     assert row["sign_agreement"] == 100.0
     assert row["mean_diff"] == 0.0 and row["median_diff"] == 0.0
+
+
+def test_two_spellings_of_one_task_in_one_set_is_a_user_error():
+    frame = pd.concat([result_set(R32_NORM), result_set(R32_NORM).replace({"fine_tuned_dataset": {"arc_challenge": "arc"}})])
+    with pytest.raises(UserError, match="r32: two rows for the cell"):
+        compare({"r32": frame, "r64": result_set(R64_NORM)}, "rank")

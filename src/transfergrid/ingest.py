@@ -33,6 +33,7 @@ import logging
 import math
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -178,10 +179,11 @@ def read_task_map(path: Path) -> dict[str, str | None]:
     return out
 
 
-def read_harness_runs(index: Path, tasks: dict[str, str | None] | None = None,
-                      metric_filter: str = "none") -> pd.DataFrame:
+def read_harness_runs(index: Path, tasks: dict[str, str | None] | None = None, metric_filter: str = "none",
+                      progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """The per-seed frame of every run an index lists (paths relative to the index's folder). When
-    several results files of one run measure the same task, the newest (by file name) counts."""
+    several results files of one run measure the same task, the newest (by file name) counts.
+    `progress(done, total)` is called after each run."""
     index = Path(index)
     runs, task_map = read_index(index)
     task_map = {**task_map, **(tasks or {})}
@@ -213,6 +215,8 @@ def read_harness_runs(index: Path, tasks: dict[str, str | None] | None = None,
         if len(rows) == n_before:
             raise DataError(f"{path}: no task maps to a (dataset, language) cell (tasks: "
                             f"{', '.join(sorted(found)) or 'none'}); add them to [tasks] in the index", **where)
+        if progress is not None:
+            progress(i + 1, len(runs))
     if skipped:
         log.info("skipped %d harness task(s) with no cell mapping: %s", len(skipped), ", ".join(sorted(skipped)))
     return check_seed_frame(pd.DataFrame(rows, columns=SEED_COLUMNS), index)
@@ -316,11 +320,11 @@ def aggregate_seeds(per_seed: pd.DataFrame) -> pd.DataFrame:
         columns={"score": "score_base", "score_norm": "score_norm_base"})
     ft["seed"] = ft["seed"].astype(object)
     merged = ft.merge(base_cols[base_cols["seed"].notna()], on=keys, how="left")
-    seedless = base_cols[base_cols["seed"].isna()].drop(columns="seed").set_index(["model_name", "target"])
-    for col in ("score_base", "score_norm_base"):
-        fallback = pd.Series([seedless[col].get((m, t), np.nan) for m, t in zip(merged["model_name"], merged["target"])],
-                             index=merged.index, dtype=float)
-        merged[col] = merged[col].astype(float).fillna(fallback)
+    seedless = base_cols[base_cols["seed"].isna()].drop(columns="seed")
+    fallback = merged[["model_name", "target"]].merge(seedless, on=["model_name", "target"], how="left",
+                                                      validate="many_to_one")
+    for col in ("score_base", "score_norm_base"):  # a seedless base serves every seed
+        merged[col] = merged[col].astype(float).fillna(pd.Series(fallback[col].to_numpy(dtype=float), index=merged.index))
     merged = merged.loc[merged["score_base"].notna()]
     merged["delta_score"] = 100.0 * (merged["score"] - merged["score_base"])
     merged["delta_score_norm"] = 100.0 * (merged["score_norm"] - merged["score_norm_base"])

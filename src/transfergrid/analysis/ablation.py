@@ -47,7 +47,7 @@ FULLFT_COLUMNS = ["lora", "full", "n_cells", "pearson_acc", "pearson_acc_norm", 
                   "mean_diff", "median_diff"]
 
 
-def keyed(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+def keyed(frame: pd.DataFrame, metric: str, label: str = "result set") -> pd.DataFrame:
     """Validated copy with the pairing keys, the regime, both Δ columns and `delta` (`metric`'s Δ)."""
     df = validate(frame)
     src_task, tgt_task = df["fine_tuned_dataset"].map(task_key), df["eval_dataset"].map(task_key)
@@ -57,6 +57,11 @@ def keyed(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     out["regime"] = [regime(*cells) for cells in zip(src_task, src_lang, tgt_task, tgt_lang)]
     out[ACC], out[NORM] = df[ACC], df[NORM]
     out["delta"] = headline_delta(df, metric).to_numpy()
+    dup = out.duplicated(PAIR_KEYS)
+    if dup.any():  # two spellings of one task ("arc" and "arc_challenge") in one file
+        r = out.loc[dup].iloc[0]
+        raise UserError(f"{label}: two rows for the cell ({r.model_name}, {r.source} -> {r.target}) once task names "
+                        "are matched across spellings; keep one spelling per task")
     return out.loc[out["delta"].notna()].reset_index(drop=True)
 
 
@@ -183,7 +188,7 @@ def compare(frames: Mapping[str, pd.DataFrame], kind: str = "auto", metric: str 
     if kind not in KINDS:
         raise UserError(f"unknown comparison kind {kind!r}; expected rank, fullft or auto")
     metric = metric or (RANK_METRIC if kind == "rank" else FULLFT_METRIC)
-    sets = {label: keyed(frame, metric) for label, frame in frames.items()}
+    sets = {label: keyed(frame, metric, label) for label, frame in frames.items()}
     for label, df in sets.items():
         if df.empty:
             raise UserError(f"result set {label!r}: no cell with a {metric} Δ")

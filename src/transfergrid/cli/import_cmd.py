@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from transfergrid.cli.app import app, console
+from transfergrid.cli.app import app, console, err_console
 from transfergrid.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -92,7 +99,12 @@ def import_harness(
     """lm-evaluation-harness results_*.json of base and fine-tuned runs -> the released schema."""
     from transfergrid.ingest import read_harness_runs, read_task_map
 
-    per_seed = read_harness_runs(index, read_task_map(tasks) if tasks else None, metric_filter)
+    task_map = read_task_map(tasks) if tasks else None
+    with Progress(TextColumn("reading runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("runs", total=None)
+        per_seed = read_harness_runs(index, task_map, metric_filter,
+                                     progress=lambda done, total: bar.update(task, completed=done, total=total))
     _finish(per_seed, out, check, allow_incomplete, missing, seeds)
 
 
