@@ -228,6 +228,12 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, capsys):
     frame.to_csv(bad, index=False)
     code, err = _run_main("import", "seeds", bad, "--out", tmp_path / "o.csv", capsys=capsys)
     assert code == 2 and "bad.csv:7" in err and "TASK:LANG" in err
+    bad.write_text("model,source,target,seed,score\n")
+    code, err = _run_main("import", "seeds", bad, "--out", tmp_path / "o.csv", capsys=capsys)
+    assert code == 2 and "no scores found" in err
+    bad.write_text("model,source,target,seed,score\nm,base,arc_challenge:en,,0.5\n")
+    code, err = _run_main("import", "seeds", bad, "--out", tmp_path / "o.csv", capsys=capsys)
+    assert code == 2 and "only base-model scores" in err
     index = tmp_path / "runs.toml"
     index.write_text('[[run]]\nsource = "arc_challenge:de"\npath = "nowhere"\n')
     code, err = _run_main("import", "harness", index, "--out", tmp_path / "o.csv", capsys=capsys)

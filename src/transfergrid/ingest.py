@@ -326,6 +326,8 @@ def aggregate_seeds(per_seed: pd.DataFrame) -> pd.DataFrame:
     for col in ("score_base", "score_norm_base"):  # a seedless base serves every seed
         merged[col] = merged[col].astype(float).fillna(pd.Series(fallback[col].to_numpy(dtype=float), index=merged.index))
     merged = merged.loc[merged["score_base"].notna()]
+    if merged.empty:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
     merged["delta_score"] = 100.0 * (merged["score"] - merged["score_base"])
     merged["delta_score_norm"] = 100.0 * (merged["score_norm"] - merged["score_norm_base"])
     values = ["score", "score_base", "score_norm", "score_norm_base", "delta_score", "delta_score_norm"]

@@ -49,7 +49,11 @@ def _seeds(text: str | None) -> list[int] | None:
 
 
 def _finish(per_seed, out: Path | None, check: bool, allow: bool, missing_out: Path | None, seeds) -> None:
-    from transfergrid.analysis.completeness import describe_missing, missing_entries
+    from transfergrid.analysis.completeness import (
+        BASE,
+        describe_missing,
+        missing_entries,
+    )
     from transfergrid.analysis.frame import write_results
     from transfergrid.ingest import aggregate_seeds
 
@@ -57,6 +61,10 @@ def _finish(per_seed, out: Path | None, check: bool, allow: bool, missing_out: P
         raise UserError("give --out FILE.csv for the results (or --check to only check the grid)")
     if out is not None and out.is_dir():
         raise UserError(f"{out}: is a directory; --out names the results CSV to write")
+    if per_seed.empty:
+        raise UserError("no scores found in the input; nothing to import")
+    if (per_seed["source"] == BASE).all():
+        raise UserError("only base-model scores found: list the fine-tuned runs too (source = TASK:LANG)")
     missing, expected = missing_entries(per_seed, _seeds(seeds))
     if missing_out is not None:
         listed = missing.sort_values(["kind", "model_name", "source", "target"], kind="stable")
