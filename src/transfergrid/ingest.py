@@ -214,7 +214,8 @@ def read_harness_runs(index: Path, tasks: dict[str, str | None] | None = None, m
                          "source": source, "target": target, "seed": seed, "score": acc, "score_norm": norm})
         if len(rows) == n_before:
             raise DataError(f"{path}: no task maps to a (dataset, language) cell (tasks: "
-                            f"{', '.join(sorted(found)) or 'none'}); map them in the index's [tasks] table or with --tasks FILE.csv", **where)
+                            f"{', '.join(sorted(found)) or 'none'}); map them in the index's [tasks] table "
+                            "or with --tasks FILE.csv", **where)
         if progress is not None:
             progress(i + 1, len(runs))
     if skipped:
