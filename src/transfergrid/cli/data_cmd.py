@@ -60,9 +60,10 @@ def check_cmd(study_file: Annotated[Path, Arg(help="Study file (TOML).")], data_
         table.add_row(str(row.cell), str(row.train), str(row.validation), str(row.test), status)
     console.print(table)
     problems = list(dict.fromkeys(row.problem for row in rows if row.problem))
-    if problems:
+    if problems:  # one line per distinct problem (a manifest's missing ids: one line per task)
         n = sum(1 for row in rows if row.problem)
-        raise UserError(f"{n} of {len(rows)} cells have problems: " + " | ".join(problems))
+        sep = " " if len(problems) == 1 else "\n  "
+        raise UserError(f"{n} of {len(rows)} cells have problems:{sep}" + sep.join(problems))
     hashes = ", ".join(f"{task} {data.manifest_hash(task)}" for task in study.tasks)
     console.print(f"all {len(rows)} cells ok; manifests: {hashes}")
 
