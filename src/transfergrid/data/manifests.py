@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
 
+from transfergrid.data.reference import NAMES as REFERENCE_NAMES
 from transfergrid.errors import DataError, UserError
 
 CSV_SPLITS = ("train", "test")
-# our benchmark name -> the reference's file name (when they differ)
-REFERENCE_FILE_NAMES = {"global_mmlu_lite": "global_mmlu", "truthfulqa_mc1": "truthfulqa"}
 # benchmarks whose file ids carry the raw split in front of our item id
 SPLIT_PREFIXED = {"arc_challenge": "ARC-Challenge"}
 
@@ -38,7 +37,7 @@ class ManifestFile:
 def manifest_path(directory: str | Path, task: str) -> Path:
     """The manifest file of `task` in `directory`: `<task>.csv`, else the reference's name."""
     directory = Path(directory)
-    names = [f"{task}.csv"] + ([f"{REFERENCE_FILE_NAMES[task]}.csv"] if task in REFERENCE_FILE_NAMES else [])
+    names = list(dict.fromkeys([f"{task}.csv", f"{REFERENCE_NAMES.get(task, task)}.csv"]))
     for name in names:
         if (directory / name).is_file():
             return directory / name
