@@ -156,11 +156,8 @@ class StudyData:
     def _from_file(self, task: str, manifest: files.ManifestFile) -> dict:
         """A transfer manifest from a `split,id` file; every id must exist in every language."""
         sp = self.study.splits
-        test = [files.item_id(task, i) for i in files.reference_order(manifest.test)]
-        train_file, val_file = files.reference_validation_split(manifest.train, sp.validation_fraction,
-                                                                sp.validation_seed)
-        train = [files.item_id(task, i) for i in train_file]
-        validation = [files.item_id(task, i) for i in val_file]
+        ids = files.split_ids(manifest, task, sp.validation_fraction, sp.validation_seed)
+        train, validation, test = ids["train"], ids["validation"], ids["test"]
         wanted = [*train, *validation, *test]
         missing = {}
         for lang in self.study.languages:
