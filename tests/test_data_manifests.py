@@ -188,3 +188,10 @@ def load_study_text(tmp_path, splits: str):
     path.write_text('name = "s"\n[[models]]\nid = "m"\nsource = "bundled:x"\n'
                     f'[grid]\ntasks = ["arc_challenge"]\nlanguages = ["en"]\n{splits}', encoding="utf-8")
     return load_study(path)
+
+
+def test_relatedness_study_refuses_manifest_files(tmp_path):
+    study = parse_study({"name": "r", "kind": "relatedness", "models": MODEL, "splits": {"manifests": str(tmp_path)},
+                         "relatedness": {"source_languages": ["id"], "groups": {"related": ["ms"]}}})
+    with pytest.raises(UserError, match="splits.manifests: manifest files fix a transfer study"):
+        StudyData(study, tmp_path)

@@ -71,7 +71,10 @@ class StudyData:
         self.manifest_dir = Path(manifest_dir) if manifest_dir is not None else None
         self._manifests: dict[str, dict] = {}
         self._origin: dict[str, dict[str, str]] = {}  # task -> item id -> raw split (first language)
-        manifests = getattr(study.splits, "manifests", None) if study.kind == "transfer" else None
+        manifests = getattr(study.splits, "manifests", None)
+        if manifests and study.kind != "transfer":
+            raise UserError("splits.manifests: manifest files fix a transfer study's items; a relatedness "
+                            "study draws its own (remove the field)")
         self.manifest_files = Path(manifests) if manifests else None
 
     # --- raw items --------------------------------------------------------------------------
