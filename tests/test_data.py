@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -58,10 +59,11 @@ def test_every_benchmark_loads_and_renders(data_dir, task):
             for item in items:
                 assert item.task == task and item.lang == lang and item.context.strip()
                 if bench.generative:
-                    assert item.gold == -1 and float(item.meta["answer"]) == float(item.meta["answer"])
+                    assert item.gold == -1 and math.isfinite(float(item.meta["answer"]))
                 else:
                     assert 0 <= item.gold < len(item.choices) and all(c.strip() for c in item.choices)
-        render(items[0], "cloze")  # the prompt layer finds every meta key it needs
+        prompt = render(items[0], "cloze")  # the prompt layer finds every meta key it needs
+        assert prompt.context.strip() and len(prompt.continuations) == len(items[0].choices)
 
 
 def test_benchmark_properties():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -104,7 +105,11 @@ def show_cmd(
         for item in chosen:
             record = {"id": item.id, "task": item.task, "lang": item.lang, "context": item.context,
                       "choices": list(item.choices), "gold": item.gold, "meta": dict(item.meta)}
-            console.print_json(json.dumps(record, ensure_ascii=False))
+            line = json.dumps(record, ensure_ascii=False)
+            if sys.stdout.isatty():  # pretty for a person, one object per line for a pipe
+                console.print_json(line)
+            else:
+                sys.stdout.write(line + "\n")
         return
     from transfergrid.prompts import preview, render
 
