@@ -59,9 +59,11 @@ def _stats(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, std, std / math.sqrt(n)
 
 
-def export_results(study, store, jobs: Sequence[Job] | None = None, data=None):
+def export_results(study, store, jobs: Sequence[Job] | None = None, data=None, *, items=None):
     """The released-CSV DataFrame of everything the store holds for this study (complete cells:
-    a (model, source, target) row needs the base score and at least one fine-tuned seed)."""
+    a (model, source, target) row needs the base score and at least one fine-tuned seed), followed
+    by the per-cell uncertainty columns (`append_uncertainty`; `items`: export_items' frame, read
+    from the store when not given)."""
     import pandas as pd
 
     jobs = _jobs(study, jobs, data)
@@ -108,7 +110,27 @@ def export_results(study, store, jobs: Sequence[Job] | None = None, data=None):
                 mean, std, se = _stats(values)
                 row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_se"] = mean, std, se
             rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if items is None:
+        items = export_items(study, store, jobs)
+    return append_uncertainty(frame, items, study)
+
+
+def append_uncertainty(results, items, study):
+    """`results` with the uncertainty columns of analysis/uncertainty.py appended after the released
+    schema (whose columns stay as they are): delta_p_value (exact McNemar), delta_ci_low /
+    delta_ci_high (paired item bootstrap, pp), delta_q_value (Benjamini-Hochberg over the grid),
+    delta_n_items, delta_n_improved, delta_n_harmed; empty where a cell has no per-item results."""
+    from transfergrid.analysis import uncertainty as U
+
+    out = results.copy()
+    if out.empty or not U.has_item_scores(items):
+        for column in U.COLUMNS:
+            out[column] = float("nan")
+        return out
+    cells = U.cell_uncertainty(items, lambda task: headline_uses_norm(study, task))
+    cells = cells[[*U.KEYS, *U.COLUMNS]].astype({k: object for k in U.KEYS})
+    return out.astype({k: object for k in U.KEYS}).merge(cells, on=U.KEYS, how="left")[[*COLUMNS, *U.COLUMNS]]
 
 
 def export_items(study, store, jobs: Sequence[Job] | None = None, data=None):

@@ -93,9 +93,9 @@ def run_command(
 def _export(study, store, jobs, out_dir: Path):
     from transfergrid.export import export_items, export_results
 
-    results = export_results(study, store, jobs)
-    _write_csv(results, out_dir / "results.csv")
     items = export_items(study, store, jobs)
+    results = export_results(study, store, jobs, items=items)
+    _write_csv(results, out_dir / "results.csv")
     if len(items):
         _write_parquet(items, out_dir / "items.parquet")
     console.print(f"wrote {out_dir / 'results.csv'} ({len(results)} rows)")
@@ -131,8 +131,11 @@ def _report(study, out_dir: Path, results) -> None:
         from transfergrid.report.html import write_report
     except ImportError:
         return
+    from transfergrid.cli.analyze_cmd import uncertainty_inputs
+
     report_dir = out_dir / "report"
-    tables = compute_tables(prepare(read_results(out_dir / "results.csv")))
+    frame = prepare(read_results(out_dir / "results.csv"))
+    tables = compute_tables(frame, **uncertainty_inputs(frame, out_dir / "results.csv", study))
     write_tables(tables, report_dir / "tables")
     figures = write_figures(tables, report_dir / "figures")
     path = write_report(report_dir, tables, figures, title=f"Transfer study: {study.name}", study=study)
@@ -213,9 +216,9 @@ def export_command(
         _write_parquet(records, out.with_name(out.stem + ".items.parquet"))
         console.print(f"wrote {out} ({len(records)} item rows)")
         return
-    results = export_results(study, store, jobs)
-    _write_csv(results, out)
     items = export_items(study, store, jobs)
+    results = export_results(study, store, jobs, items=items)
+    _write_csv(results, out)
     if len(items):
         _write_parquet(items, out.with_name(out.stem + ".items.parquet"))
     console.print(f"wrote {out} ({len(results)} rows)")
