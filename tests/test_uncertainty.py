@@ -195,3 +195,26 @@ def test_without_uncertainty_columns_the_tables_say_so():
     assert I.grid_significance(frame).empty
     assert set(I.role_intervals(frame).basis) == {"none"}  # one model, no items: no interval
     assert not I.uplift_intervals(frame).empty
+
+
+def test_tables_figure_and_report_show_the_uncertainty(tmp_path):
+    from transfergrid.analysis.tables import compute_tables
+    from transfergrid.report import figures as F
+    from transfergrid.report.html import build_report
+
+    items = item_table(models=("m1",), n=60, gain=0.2)
+    frame = prepare(results_from(U.cell_uncertainty(items, n_boot=300)))
+    tables = compute_tables(frame, variance=False, distance=False, items=items)
+    grid, marks = tables["grid_matrix"], tables["grid_significance"]
+    k = int(marks.significant.sum())
+    assert 0 < k < len(marks)
+    fig = F.grid_heatmap(grid)
+    assert F.mark_significant(fig.axes[0], grid, marks) == k
+    assert len(fig.axes[0].collections[-1].get_offsets()) == k
+    F._plt().close(fig)
+    figures = F.write_figures(tables, tmp_path / "figures")
+    assert tmp_path / "figures" / "grid_heatmap.png" in figures
+    html = build_report(tables, figures, title="t")
+    assert I.significance_line(tables["significance_summary"]) in html
+    transfer = tables["uplift_intervals"].set_index("scope").loc["transfer"]
+    assert f"[{transfer.win_ci_low:.1f}, {transfer.win_ci_high:.1f}]" in html

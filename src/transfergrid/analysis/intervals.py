@@ -41,6 +41,7 @@ SIGNIFICANCE_COLUMNS = ["scope", "n", "n_tested", "n_significant", "n_significan
 ROLE_INTERVAL_COLUMNS = ["unit", "name", "donor", "donor_ci_low", "donor_ci_high", "recipient", "recipient_ci_low",
                          "recipient_ci_high", "n_models", "basis"]
 GRID_SIGNIFICANCE_COLUMNS = ["source", "target", "delta", "n_models", "p_value", "q_value", "significant"]
+NEEDS_CELL_UNCERTAINTY = ("significance_summary", "grid_significance")  # empty for a release-style CSV
 ITEMS_UNAVAILABLE = ("intervals over items are unavailable: the results have no per-cell uncertainty columns "
                      "(delta_p_value, delta_ci_low, delta_ci_high, delta_q_value) and no per-item results")
 

@@ -170,8 +170,10 @@ def mark_significant(ax, matrix: pd.DataFrame, significance: pd.DataFrame) -> in
               if s in rows and t in cols]
     if points:
         xs, ys = zip(*points)
-        size = max(2.0, min(18.0, 900.0 / max(matrix.shape) ** 1.5))
-        ax.scatter(xs, ys, s=size, c="black", marker="o", linewidths=0, zorder=3)
+        size = max(3.0, min(22.0, 900.0 / max(matrix.shape) ** 1.5))
+        # in the cell's upper-right corner, clear of the value printed in its centre
+        ax.scatter(np.asarray(xs) + 0.3, np.asarray(ys) - 0.3, s=size, c="black", marker="o",
+                   edgecolors="white", linewidths=0.4, zorder=3)
     return len(points)
 
 
@@ -522,7 +524,7 @@ FIGURES: tuple[FigureSpec, ...] = (
                "cell; colour is the mean Δ over models and seeds (blue = gain, red = loss, grey = not measured). "
                "Black lines separate tasks, so diagonal blocks are same-task transfer. The colour scale is "
                "symmetric around zero and clipped at the 98th percentile of |Δ| (arrow ends on the colour bar). "
-               "Where per-item results exist, a black dot marks a cell whose change is significant (exact sign "
+               "Where per-item results exist, a black dot in a cell's corner marks a change that is significant (exact sign "
                "test on the item differences averaged over seeds and models, Benjamini-Hochberg FDR 5 % across "
                "the grid).", "matrices", optional=("grid_significance",)),
     FigureSpec("language_heatmap", ("language_matrix",), language_heatmap, "Language → language (MT-CL)",
