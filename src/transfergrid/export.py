@@ -128,7 +128,8 @@ def append_uncertainty(results, items, study):
         for column in U.COLUMNS:
             out[column] = float("nan")
         return out
-    cells = U.cell_uncertainty(items, lambda task: headline_uses_norm(study, task))
+    # strict=False: a study still running may have adapter scores of a cell whose base is not in yet
+    cells = U.cell_uncertainty(items, lambda task: headline_uses_norm(study, task), strict=False)
     cells = cells[[*U.KEYS, *U.COLUMNS]].astype({k: object for k in U.KEYS})
     return out.astype({k: object for k in U.KEYS}).merge(cells, on=U.KEYS, how="left")[[*COLUMNS, *U.COLUMNS]]
 

@@ -127,10 +127,11 @@ def has_item_scores(items: pd.DataFrame | None) -> bool:
     return items is not None and len(items) > 0 and all(c in items.columns for c in ITEM_COLUMNS)
 
 
-def paired_items(items: pd.DataFrame, uses_norm=None) -> PairedItems:
+def paired_items(items: pd.DataFrame, uses_norm=None, *, strict: bool = True) -> PairedItems:
     """The paired table of an `export_items` frame (columns model, variant, seed, task, lang, id,
     correct[, correct_norm]; variant 'base' or the adapter's source cell; 'cot' rows are ignored).
-    A fine-tuned seed must have scored exactly the base model's items of its target cell."""
+    A fine-tuned seed must have scored exactly the base model's items of its target cell;
+    `strict=False` skips fine-tuned items that have no base score yet (a study still running)."""
     missing = [c for c in ITEM_COLUMNS if c not in items.columns]
     if missing:
         raise DataError(f"per-item results lack column(s) {', '.join(missing)}")
@@ -159,6 +160,8 @@ def paired_items(items: pd.DataFrame, uses_norm=None) -> PairedItems:
     base[m_code[is_base], t_code[is_base], pos[is_base]] = hits[is_base]
     ft = np.flatnonzero(~is_base)
     f_pos = pos[ft]
+    if not strict:
+        ft, f_pos = ft[f_pos >= 0], f_pos[f_pos >= 0]
     if (f_pos < 0).any():
         i = int(ft[np.flatnonzero(f_pos < 0)[0]])
         raise DataError(f"item {items['id'].iloc[i]!r} of {items['task'].iloc[i]}:{items['lang'].iloc[i]} "
@@ -250,9 +253,9 @@ def delta_draws(paired: PairedItems, n_boot: int = N_BOOT, seed: int = SEED) -> 
 
 
 def cell_uncertainty(items: pd.DataFrame | PairedItems, uses_norm=None, *, n_boot: int = N_BOOT,
-                     level: float = LEVEL, seed: int = SEED) -> pd.DataFrame:
+                     level: float = LEVEL, seed: int = SEED, strict: bool = True) -> pd.DataFrame:
     """One row per (model, source cell, target cell): `CELL_COLUMNS` (module docstring)."""
-    paired = items if isinstance(items, PairedItems) else paired_items(items, uses_norm)
+    paired = items if isinstance(items, PairedItems) else paired_items(items, uses_norm, strict=strict)
     cells = paired.cells
     if cells.empty:
         return pd.DataFrame(columns=CELL_COLUMNS)
