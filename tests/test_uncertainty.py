@@ -178,6 +178,11 @@ def test_rates_roles_and_grid_marks():
     # two models and 60 items: the item draws widen the interval beyond the models' spread alone
     assert ((roles.donor_ci_high - roles.donor_ci_low) >= (plain.donor_ci_high - plain.donor_ci_low) - 1e-9).all()
 
+    # per-item results of another headline metric (acc for ARC) are not mixed with the frame's Δ
+    other = U.paired_items(items, lambda task: False)
+    assert set(I.role_intervals(frame, other, n_boot=50).basis) == {"models"}
+    assert I.grid_significance(frame, other).empty
+
     grid = I.grid_significance(frame, paired)
     assert len(grid) == 2 * 4 and (grid.n_models == 2).all()
     # the grid cell's test pools the models' item differences: recompute one by hand

@@ -132,10 +132,16 @@ def _draw_rows(df: pd.DataFrame, paired: U.PairedItems | None) -> np.ndarray | N
     index = paired.cells[U.KEYS].astype(str).assign(_row=np.arange(len(paired.cells)))
     rows = df[U.KEYS].astype(str).merge(index, on=U.KEYS, how="left")["_row"]
     if rows.isna().any():
-        log.info("role intervals: %d cell(s) have no per-item results; intervals over models only",
-                 int(rows.isna().sum()))
+        log.info("%d cell(s) have no per-item results; intervals over models only", int(rows.isna().sum()))
         return None
-    return rows.to_numpy(dtype=np.int64)
+    rows = rows.to_numpy(dtype=np.int64)
+    cells = paired.cells.iloc[rows]
+    from_items = 100.0 * paired.diff[rows].sum(axis=1) / (cells["n_items"].to_numpy() * cells["n_seeds"].to_numpy())
+    if not np.allclose(from_items, df["delta"].to_numpy(float), atol=1e-6, rtol=0):
+        log.warning("the per-item results do not give the results' Δ (another headline metric or another "
+                    "version of the study?); intervals over models only")
+        return None
+    return rows
 
 
 def _score_draws(cells: pd.DataFrame, key: str, models: list[str], draws: np.ndarray | None,
@@ -211,7 +217,7 @@ def grid_significance(frame: pd.DataFrame, paired: U.PairedItems | None = None, 
     """Per (source cell, target cell): mean Δ over models, sign-test p, BH q, significant."""
     df = ensure_prepared(frame)
     mean = df.groupby(["source", "target"], sort=True).agg(delta=("delta", "mean"), n_models=("model_name", "nunique"))
-    if paired is not None and not paired.cells.empty:
+    if paired is not None and _draw_rows(df, paired) is not None:
         cells = paired.cells
         source = (cells["fine_tuned_dataset"].astype(str) + ":" + cells["fine_tuned_language"].astype(str)).to_numpy()
         target = (cells["eval_dataset"].astype(str) + ":" + cells["eval_language"].astype(str)).to_numpy()
