@@ -6,6 +6,8 @@ Columns report the mean over seeds, the sample standard deviation (ddof = 1; NaN
 and the standard error std/√n. The base model is evaluated once per model (evaluation is
 deterministic) and counts as the same base score for every seed, so its std and SE are 0.
 Only rows of the current study's keys are read, so results of an edited study never mix in.
+After the released schema's columns (unchanged, in their order) come the per-cell uncertainty
+columns computed from the per-item scores (`append_uncertainty`, analysis/uncertainty.py).
 """
 
 from __future__ import annotations
