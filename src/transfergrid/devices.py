@@ -182,9 +182,9 @@ def eval_token_budget(model) -> int:
 
 
 def split_on_oom(run: Callable[[Sequence[T]], list[R]], batch: Sequence[T], *,
-                 on_oom: Callable[[int], None] | None = None) -> list[R]:
+                 on_oom: Callable[[Sequence[T]], None] | None = None) -> list[R]:
     """`run(batch)` (one result per element); on out-of-memory, run each half and join the results.
-    `on_oom(len(batch))` is told about every split. A single element that does not fit is a ModelError."""
+    `on_oom(batch)` is told about every batch that failed. A single element that does not fit is a ModelError."""
     try:
         return run(batch)
     except Exception as exc:
@@ -195,7 +195,7 @@ def split_on_oom(run: Callable[[Sequence[T]], list[R]], batch: Sequence[T], *,
         raise ModelError("out of memory on a single sequence; use a smaller model, a shorter max_length "
                          "or a device with more memory") from None
     if on_oom is not None:
-        on_oom(len(batch))
+        on_oom(batch)
     mid = len(batch) // 2
     return split_on_oom(run, batch[:mid], on_oom=on_oom) + split_on_oom(run, batch[mid:], on_oom=on_oom)
 
