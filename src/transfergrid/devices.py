@@ -173,8 +173,13 @@ def eval_token_budget(model) -> int:
     free = free_memory(param.device)
     if free is None:
         return 8192
-    per_token = activation_bytes_per_token(model.config, torch.finfo(param.dtype).bits // 8)
-    tokens = int(free * MEMORY_FRACTION / per_token)
+    return budget_from_memory(free, model.config, torch.finfo(param.dtype).bits // 8)
+
+
+def budget_from_memory(free_bytes: int, config, dtype_bytes: int = 2) -> int:
+    """The largest power of two of tokens whose activations fit MEMORY_FRACTION of `free_bytes`,
+    within [MIN_BATCH_TOKENS, MAX_BATCH_TOKENS]."""
+    tokens = int(free_bytes * MEMORY_FRACTION / activation_bytes_per_token(config, dtype_bytes))
     budget = MIN_BATCH_TOKENS
     while budget * 2 <= min(tokens, MAX_BATCH_TOKENS):
         budget *= 2

@@ -319,7 +319,12 @@ def _random_tokenizer(spec) -> tuple[Any, str]:
 @functools.lru_cache(maxsize=16)
 def _random_parts(source: str):
     """(config, tokenizer, fingerprint) of a random: source."""
-    from transfergrid.architectures import build_config, parse_random, random_fingerprint, resolved_fields
+    from transfergrid.architectures import (
+        build_config,
+        parse_random,
+        random_fingerprint,
+        resolved_fields,
+    )
 
     spec = parse_random(source)
     tokenizer, tokenizer_id = _random_tokenizer(spec)
@@ -352,7 +357,7 @@ def _hub_config_dir(repo_id: str, revision: str | None) -> Path:
 
     try:
         return Path(hf_hub_download(repo_id, "config.json", revision=revision, local_files_only=True)).parent
-    except Exception:  # noqa: BLE001 - not cached: download it below
+    except Exception:  # noqa: BLE001, S110 - not cached: download it below
         pass
     if not _online():
         raise ModelError(f"hub model {repo_id}: offline, and its config.json is not in the local Hugging Face "

@@ -66,11 +66,11 @@ def show_command(
         ("  embeddings", _count(a.embedding_params)), ("  decoder matmuls", _count(a.body_matmul_params)),
         ("weights fp32", _size(a.weight_bytes("fp32"))), ("weights bf16", _size(a.weight_bytes("bf16"))),
         ("weights fp16", _size(a.weight_bytes("fp16"))),
-        (f"LoRA r={LORA_RANK} adapter", f"{_count(a.lora_params)} params, {_size(a.lora_bytes('fp32'))} fp32, "
-                                        f"{_size(a.lora_bytes('bf16'))} bf16"),
+        (f"LoRA r={LORA_RANK} adapter", (f"{_count(a.lora_params)} params, {_size(a.lora_bytes('fp32'))} fp32, "
+                                        f"{_size(a.lora_bytes('bf16'))} bf16")),
         ("KV cache bf16", f"{_size(a.kv_bytes_per_token('bf16') * 1000)} per 1,000 tokens"),
-        ("forward FLOPs", f"{a.forward_flops(1) / 1e9:.2f} GFLOP per token (+ {2 * a.hidden * a.vocab / 1e9:.2f} "
-                          "per read position)"),
+        ("forward FLOPs", (f"{a.forward_flops(1) / 1e9:.2f} GFLOP per token (+ {2 * a.hidden * a.vocab / 1e9:.2f} "
+                          "per read position)")),
     ]
     for name, value in rows:
         table.add_row(name, str(value))
