@@ -261,11 +261,6 @@ def bench_grid(loaded, cells: dict, args, work_dir: Path) -> dict:
 # --- costs and the paper-grid estimate -------------------------------------------------------------
 
 
-def flops_per_token(arch, pairs_per_token: float, reads_per_token: float, training: bool = False) -> float:
-    forward = arch.forward_flops(1, pairs_per_token, reads_per_token)
-    return 2 * forward + arch.forward_flops(0, pairs_per_token, 0) if training else forward
-
-
 def estimate(costs: dict, gpus: int, eval_tokens_per_item: float, train_tokens_per_example: float,
              load_s: float = 60.0) -> dict:
     """GPU hours of the paper's grid from the measured MFU (nearest measured size per model)."""
@@ -286,9 +281,8 @@ def estimate(costs: dict, gpus: int, eval_tokens_per_item: float, train_tokens_p
         trainings = p["sources"] * p["seeds"]
         train_tokens = trainings * p["epochs"] * train_examples * train_tokens_per_example
         eval_tokens = (1 + trainings) * p["targets"] * p["test_items"] * eval_tokens_per_item
-        train_s = train_tokens * flops_per_token(arch, tr["pairs_per_token"], tr["reads_per_token"], True) \
-            / (peak * tr["mfu"])
-        eval_s = eval_tokens * flops_per_token(arch, ev["pairs_per_token"], ev["reads_per_token"]) / (peak * ev["mfu"])
+        train_s = train_tokens * arch.token_flops(tr["pairs_per_token"], tr["reads_per_token"], True) / (peak * tr["mfu"])
+        eval_s = eval_tokens * arch.token_flops(ev["pairs_per_token"], ev["reads_per_token"]) / (peak * ev["mfu"])
         hours = (train_s + eval_s + gpus * load_s) / 3600
         rows[name] = {"train_gpu_h": train_s / 3600, "eval_gpu_h": eval_s / 3600, "gpu_h": hours,
                       "mfu_from": near["source"]}

@@ -339,6 +339,9 @@ def test_lora_size_and_flops_match_a_real_adapter_and_the_counted_weights():
     peft = get_peft_model(loaded.model, LoraConfig(r=LORA_RANK, target_modules=list(REFERENCE_TARGET_MODULES)))
     assert a.lora_params == sum(p.numel() for n, p in peft.named_parameters() if "lora_" in n)
     assert a.forward_flops(10) == 20 * a.body_matmul_params
+    per_pair = 4 * a.layers * a.heads * a.head_dim
+    assert a.token_flops(3.0, 0.5) == 2 * a.body_matmul_params + 3.0 * per_pair + a.hidden * a.vocab
+    assert a.token_flops(3.0, 0.5, training=True) == 2 * a.token_flops(3.0, 0.5) + 3.0 * per_pair
 
 
 def test_a_local_config_json_is_a_random_source_with_options(tmp_path):

@@ -251,6 +251,13 @@ class Architecture:
         attn = 4.0 * self.layers * self.heads * self.head_dim * attention_pairs
         return 2.0 * self.body_matmul_params * tokens + attn + 2.0 * self.hidden * self.vocab * head_positions
 
+    def token_flops(self, pairs_per_token: float, reads_per_token: float, training: bool = False) -> float:
+        """Model FLOPs per token of a workload with these attention pairs and read positions per
+        token (the costs file's `pairs_per_token` / `reads_per_token`). Training a frozen base adds
+        the backward to the activations: once more the matmuls, twice the attention."""
+        forward = self.forward_flops(1, pairs_per_token, reads_per_token)
+        return 2 * forward + self.forward_flops(0, pairs_per_token, 0) if training else forward
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
