@@ -142,9 +142,16 @@ def flops(arch, work: dict, training: bool = False) -> float:
     return 2 * forward + arch.forward_flops(0, work["pairs"], 0) if training else forward
 
 
-def bench_eval(loaded, items, tasks, args, arch, peak) -> dict:
-    from lm_eval.models.huggingface import HFLM
+def harness_missing() -> str | None:
+    """Why lm-evaluation-harness cannot run here (None: it can). Without it the peer rows are n/a."""
+    try:
+        import lm_eval.models.huggingface  # noqa: F401 - also imports datasets, which it needs
+    except Exception as exc:  # noqa: BLE001 - any import failure means no peer
+        return f"{type(exc).__name__}: {exc}"[:100]
+    return None
 
+
+def bench_eval(loaded, items, tasks, args, arch, peak) -> dict:
     from benchmarks._common import compare
     from transfergrid.prompts import render
     from transfergrid.scoring import score_items
@@ -160,6 +167,14 @@ def bench_eval(loaded, items, tasks, args, arch, peak) -> dict:
         runs.append(time.perf_counter() - t)
     ours_s = sorted(runs)[len(runs) // 2]
     work = eval_work(tok, items)
+    result = {"items": len(items), "tokens": work["tokens"], "seconds": ours_s, "tokens_per_s": work["tokens"] / ours_s,
+              "items_per_s": len(items) / ours_s, "mfu": flops(arch, work) / ours_s / peak,
+              "pairs_per_token": work["pairs"] / work["tokens"], "reads_per_token": work["reads"] / work["tokens"],
+              "harness_seconds": None, "vs_harness": None, "agree": None}
+    if args.no_harness:
+        return result
+    from lm_eval.models.huggingface import HFLM
+
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=args.harness_batch_size)
     sync(dev)
     t = time.perf_counter()
@@ -167,11 +182,8 @@ def bench_eval(loaded, items, tasks, args, arch, peak) -> dict:
     sync(dev)
     harness_s = time.perf_counter() - t
     agree = compare(ours, theirs, [render(it, "cloze").choice_texts for it in items])
-    return {"items": len(items), "tokens": work["tokens"], "seconds": ours_s, "harness_seconds": harness_s,
-            "tokens_per_s": work["tokens"] / ours_s, "items_per_s": len(items) / ours_s,
-            "mfu": flops(arch, work) / ours_s / peak, "vs_harness": harness_s / ours_s,
-            "pairs_per_token": work["pairs"] / work["tokens"], "reads_per_token": work["reads"] / work["tokens"],
-            "agree": f"{agree['pred_agree']}/{agree['n']}"}
+    result.update(harness_seconds=harness_s, vs_harness=harness_s / ours_s, agree=f"{agree['pred_agree']}/{agree['n']}")
+    return result
 
 
 def bench_train(loaded, items, batch: int, arch, peak, work_dir: Path) -> dict:
@@ -214,7 +226,6 @@ def bench_grid(loaded, cells: dict, args, work_dir: Path) -> dict:
     """Ours: one base load from disk, adapters switched in place; reference: per adapter load,
     merge, save the merged model, harness from that directory on every cell."""
     import torch
-    from lm_eval.models.huggingface import HFLM
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -237,6 +248,12 @@ def bench_grid(loaded, cells: dict, args, work_dir: Path) -> dict:
     sync(loaded.device)
     ours_s = time.perf_counter() - t
     del aset, ours_base
+    result = {"adapters": len(adapters), "cells": len(cells), "items": sum(len(v) for v in cells.values()),
+              "seconds": ours_s, "reference_seconds": None, "ratio": None}
+    if args.no_harness:
+        return result
+    from lm_eval.models.huggingface import HFLM
+
     t = time.perf_counter()
     for path in adapters:
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=loaded.dtype).to(loaded.device)
@@ -254,8 +271,8 @@ def bench_grid(loaded, cells: dict, args, work_dir: Path) -> dict:
             torch.cuda.empty_cache()
     sync(loaded.device)
     ref_s = time.perf_counter() - t
-    return {"adapters": len(adapters), "cells": len(cells), "items": sum(len(v) for v in cells.values()),
-            "seconds": ours_s, "reference_seconds": ref_s, "ratio": ref_s / ours_s}
+    result.update(reference_seconds=ref_s, ratio=ref_s / ours_s)
+    return result
 
 
 # --- costs and the paper-grid estimate -------------------------------------------------------------
@@ -290,6 +307,14 @@ def estimate(costs: dict, gpus: int, eval_tokens_per_item: float, train_tokens_p
     return {"gpus": gpus, "trainings": 9 * p["sources"] * p["seeds"], "target_cells": 9 * p["sources"] * p["targets"],
             "eval_tokens_per_item": eval_tokens_per_item, "train_tokens_per_example": train_tokens_per_example,
             "models": rows, "gpu_hours": total, "wall_hours": total / gpus}
+
+
+def ratio(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}x"
+
+
+def seconds(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f} s"
 
 
 # --- main ------------------------------------------------------------------------------------------
@@ -350,11 +375,16 @@ def main(argv: list[str] | None = None) -> dict:
         args.task_dir.mkdir()
         named = {f"tg_eval{i}": items for i, items in enumerate(eval_items)}
         named.update({k.removesuffix("_cloze"): v for k, v in grid_cells.items()})
-        for name, items in named.items():
-            write_harness_tasks(items, work / name, name=name)
-            shutil.copy(work / name / f"{name}_cloze.yaml", args.task_dir)
-            shutil.copy(work / name / "utils.py", args.task_dir / "utils.py")
-        task_manager(args.task_dir)
+        args.no_harness = harness_missing()
+        if args.no_harness:
+            rows.append(("-", "lm-evaluation-harness", "", "", "", (f"not importable ({args.no_harness}): "
+                         "peer ratios are n/a; see docs/benchmarks.md for the wheels")))
+        else:
+            for name, items in named.items():
+                write_harness_tasks(items, work / name, name=name)
+                shutil.copy(work / name / f"{name}_cloze.yaml", args.task_dir)
+                shutil.copy(work / name / "utils.py", args.task_dir / "utils.py")
+            task_manager(args.task_dir)
 
         def attempt(source: str, label: str, seconds: float, fn):
             """fn() within `seconds`; a timeout or an error becomes a row, and the run goes on."""
@@ -392,8 +422,8 @@ def main(argv: list[str] | None = None) -> dict:
             if r:
                 entry["eval"] = r
                 rows.append((source, "eval cloze", f"{r['tokens_per_s']:,.0f}", f"{100 * r['mfu']:.1f}%",
-                             f"{r['vs_harness']:.2f}x", (f"{r['items']} items, preds agree {r['agree']} "
-                             f"(harness {r['harness_seconds']:.1f} s, ours {r['seconds']:.2f} s)")))
+                             ratio(r["vs_harness"]), (f"{r['items']} items, preds agree {r['agree']} "
+                             f"(harness {seconds(r['harness_seconds'])}, ours {r['seconds']:.2f} s)")))
             for batch in (8, big_batch):
                 label = f"LoRA train b={batch}"
                 r = attempt(source, label, remaining("train") / 2,
@@ -407,9 +437,9 @@ def main(argv: list[str] | None = None) -> dict:
                 r = attempt(source, "grid eval", remaining("grid"), partial(bench_grid, loaded, grid_cells, args, work))
                 if r:
                     entry["grid"] = r
-                    rows.append((source, "grid eval", "", "", f"{r['ratio']:.2f}x",
+                    rows.append((source, "grid eval", "", "", ratio(r["ratio"]),
                                  (f"{r['adapters']} adapters x {r['cells']} x {r['items'] // r['cells']} items; ours "
-                                  f"{r['seconds']:.1f} s, merge+save+harness {r['reference_seconds']:.1f} s")))
+                                  f"{r['seconds']:.1f} s, merge+save+harness {seconds(r['reference_seconds'])}")))
             loaded = None  # free it before the next model
             devices.release_memory()
     finally:
