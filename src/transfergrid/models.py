@@ -24,6 +24,7 @@ code) for tiny models, and a hash of the resolved config, tokenizer and seed for
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import importlib
@@ -389,7 +390,7 @@ def model_config(source: str, *, revision: str | None = None):
 
     kind = _classify(source)
     if kind == "random":
-        return _random_parts(source)[0]
+        return copy.deepcopy(_random_parts(source)[0])
     if kind == "tiny":
         from transfergrid.testing import tiny_model
 
@@ -509,7 +510,8 @@ def load_model(source: str, *, device=None, dtype=None, revision: str | None = N
         from transfergrid.architectures import build_random_model, parse_random
 
         config, tokenizer, fingerprint = _random_parts(source)
-        model = build_random_model(config, seed=parse_random(source).seed, device=device, dtype=dtype)
+        # a model may change its config (attention kernel): each load gets its own copy
+        model = build_random_model(copy.deepcopy(config), seed=parse_random(source).seed, device=device, dtype=dtype)
     elif kind == "tiny":
         from transfergrid.testing import tiny_model
 
