@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import random
 import re
@@ -11,10 +13,12 @@ import pytest
 import torch
 
 from transfergrid import models
+from transfergrid.architectures import ARCHITECTURES
 from transfergrid.errors import ModelError
 from transfergrid.models import AdapterSet, generate, load_model, model_fingerprint
 from transfergrid.records import Item
 from transfergrid.scoring import score_items, score_variants
+from transfergrid.study import REFERENCE_TARGET_MODULES
 from transfergrid.testing import tiny_model
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "sun", "star", "water", "boils"]
@@ -274,3 +278,122 @@ def test_generation_stops_once_a_stop_string_appears():
     stop = word.group(0)[:2]
     stopped = generate(model, tok, [context], max_new_tokens=16, stop=[stop])[0]
     assert stop in stopped and free.startswith(stopped) and len(stopped) < len(free)
+
+
+# --- random (shape-only) sources and `models show` -----------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["llama-3.2-1b", "qwen2.5-7b", "gemma-3-4b"])
+def test_small_random_models_keep_their_family_and_score_items(name):
+    loaded = load_model(f"random:{name}?small")
+    config = loaded.model.config
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.head_dim) == (2, 64, 4, 16)
+    real = ARCHITECTURES[name]
+    assert config.model_type == real["model_type"]
+    assert config.num_key_value_heads == max(1, 4 * real["num_key_value_heads"] // real["num_attention_heads"])
+    assert config.vocab_size == len(loaded.tokenizer)  # small: the tiny tokenizer's vocabulary
+    scores = score_items(loaded.model, loaded.tokenizer, make_items(3), "cloze")
+    assert all(len(s.loglik) == 4 and all(math.isfinite(x) for x in s.loglik) for s in scores)
+
+
+def test_random_sources_are_seeded_and_fingerprinted_by_their_resolved_shape():
+    a, b = load_model("random:llama-3.2-1b?small&seed=1"), load_model("random:llama-3.2-1b?small&seed=1")
+    assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))
+    assert a.fingerprint == model_fingerprint("random:llama-3.2-1b?small&seed=1")
+    others = {model_fingerprint(s) for s in ("random:llama-3.2-1b?small&seed=2", "random:llama-3.2-1b?small&layers=3",
+                                             "random:qwen2.5-0.5b?small")}
+    assert a.fingerprint not in others and len(others) == 3
+    # an override spelled differently but resolving to the same shape is the same model
+    assert model_fingerprint("random:llama-3.2-1b?small&layers=2&seed=1") == a.fingerprint
+
+
+def test_random_overrides_derive_the_dependent_fields():
+    from transfergrid.architectures import parse_random, resolved_fields
+
+    f = resolved_fields(parse_random("random:llama-3.1-8b?hidden=1024"))
+    assert f["intermediate_size"] == 1024 * 14336 // 4096 and f["head_dim"] == 1024 // 32
+    f = resolved_fields(parse_random("random:qwen2.5-7b?heads=14"))
+    assert f["num_key_value_heads"] == 2 and f["head_dim"] == 3584 // 14  # 28:4 -> 14:2
+
+
+@pytest.mark.parametrize("name, public", [("llama-3.2-1b", 1.236e9), ("llama-3.2-3b", 3.213e9),
+                                          ("llama-3.1-8b", 8.030e9), ("qwen2.5-0.5b", 0.494e9),
+                                          ("qwen2.5-1.5b", 1.544e9), ("qwen2.5-3b", 3.086e9),
+                                          ("qwen2.5-7b", 7.616e9), ("gemma-3-1b", 1.000e9)])
+def test_real_sizes_match_the_published_parameter_counts_on_the_meta_device(name, public):
+    from transfergrid.architectures import describe_config
+
+    a = describe_config(models.model_config(f"random:{name}"))
+    assert a.params == pytest.approx(public, rel=2e-3)
+    assert a.weight_bytes("bf16") == 2 * a.params and a.weight_bytes("fp32") == 4 * a.params
+
+
+def test_lora_size_and_flops_match_a_real_adapter_and_the_counted_weights():
+    from peft import LoraConfig, get_peft_model
+
+    from transfergrid.architectures import LORA_RANK, describe_config
+
+    loaded = load_model("random:qwen2.5-0.5b?small")
+    a = describe_config(loaded.model.config)
+    assert a.params == sum(p.numel() for p in loaded.model.parameters())
+    peft = get_peft_model(loaded.model, LoraConfig(r=LORA_RANK, target_modules=list(REFERENCE_TARGET_MODULES)))
+    assert a.lora_params == sum(p.numel() for n, p in peft.named_parameters() if "lora_" in n)
+    assert a.forward_flops(10) == 20 * a.body_matmul_params
+    per_pair = 4 * a.layers * a.heads * a.head_dim
+    assert a.token_flops(3.0, 0.5) == 2 * a.body_matmul_params + 3.0 * per_pair + a.hidden * a.vocab
+    assert a.token_flops(3.0, 0.5, training=True) == 2 * a.token_flops(3.0, 0.5) + 3.0 * per_pair
+
+
+def test_a_local_config_json_is_a_random_source_with_options(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(ARCHITECTURES["qwen2.5-1.5b"]))
+    loaded = load_model(f"random:{path}?small&layers=3")
+    assert loaded.model.config.num_hidden_layers == 3 and loaded.model.config.model_type == "qwen2"
+    with pytest.raises(ModelError, match="cannot read it"):
+        load_model(f"random:{tmp_path / 'missing.json'}")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ModelError, match="model_type"):
+        load_model(f"random:{tmp_path / 'bad.json'}")
+
+
+@pytest.mark.parametrize("source, message", [
+    ("random:llama-9", "unknown architecture 'llama-9'"),
+    ("random:llama-3.2-1b?layers=0", "layers must be a positive integer"),
+    ("random:llama-3.2-1b?depth=3", "bad option 'depth=3'"),
+    ("random:llama-3.2-1b?small&vocab=10", "smaller than its tokenizer"),
+    ("random:llama-3.2-1b?heads=6&kv_heads=4", "not a multiple"),
+])
+def test_bad_random_sources_are_one_line_errors(source, message):
+    with pytest.raises(ModelError, match=re.escape(message)):
+        model_fingerprint(source)
+
+
+def _exit_code(main, argv) -> int:
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+def test_models_show_prints_size_and_memory_without_weights(capsys, monkeypatch):
+    from transfergrid.cli import main
+
+    built = []
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: built.append(a))  # must not be needed
+    assert _exit_code(main, ["models", "show", "random:llama-3.1-8b"]) == 0
+    out = capsys.readouterr().out
+    assert "8.03B (8,030,261,248)" in out and "15.0 GiB" in out and "29.9 GiB" in out
+    assert "83.9M params" in out and "LlamaForCausalLM" in out and not built
+    assert _exit_code(main, ["models", "show", "tiny:layers=3"]) == 0
+    assert "│ layers            │" in capsys.readouterr().out
+
+
+def test_models_show_of_an_unreachable_hub_id_says_offline(capsys, monkeypatch, tmp_path):
+    from transfergrid.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    assert _exit_code(main, ["models", "show", "someone/not-cached-model"]) == 2
+    err = capsys.readouterr().err
+    assert "offline" in err and "Traceback" not in err

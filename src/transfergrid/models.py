@@ -6,7 +6,11 @@ Sources (`load_model(source)`):
 - a `.gguf` file path;
 - a local Hugging Face directory (config.json + weights);
 - a Hugging Face hub id `owner/name` (downloaded through huggingface_hub; offline: a clear error);
-- `tiny:` or `tiny:seed=3,layers=2,hidden=64`: a random in-process model (transfergrid.testing).
+- `tiny:` or `tiny:seed=3,layers=2,hidden=64`: a random in-process model (transfergrid.testing);
+- `random:NAME[?options]` or `random:PATH/config.json`: a real architecture (Llama 3, Qwen 2.5,
+  Gemma 3 at the paper's sizes) with random weights, no download (transfergrid.architectures).
+
+`model_config(source)` reads any source's configuration without its weights (`models show`).
 
 A GGUF file is dequantised by transformers (about a minute for a real model), so the result is
 saved once as a plain HF directory under `$TRANSFERGRID_CACHE/models/<sha256(gguf)[:16]>` (default
@@ -15,11 +19,12 @@ temporary directory and renamed into place, so a killed conversion never leaves 
 
 The fingerprint that job keys use is the sha256 of the GGUF or weights files for local and bundled
 models, `owner/name@commit` for hub models, and a hash of the configuration (and the test-model
-code) for tiny models.
+code) for tiny models, and a hash of the resolved config, tokenizer and seed for random models.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import importlib
@@ -35,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transfergrid import devices
+from transfergrid.architectures import RANDOM_PREFIX
 from transfergrid.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -214,6 +221,8 @@ def _classify(source: str) -> str:
         return "bundled"
     if source.startswith(TINY_PREFIX) or source == "tiny":
         return "tiny"
+    if source.startswith(RANDOM_PREFIX):
+        return "random"
     path = Path(source).expanduser()
     if path.is_file():
         if path.suffix != ".gguf":
@@ -224,7 +233,7 @@ def _classify(source: str) -> str:
     if _HUB_ID.match(source) and not source.startswith((".", "/", "~")):
         return "hub"
     raise ModelError(f"model {source!r}: no such file or directory, and not bundled:NAME, tiny: "
-                     "or a Hugging Face id owner/name")
+                     "random:NAME or a Hugging Face id owner/name")
 
 
 def model_fingerprint(source: str, *, revision: str | None = None) -> str:
@@ -232,6 +241,8 @@ def model_fingerprint(source: str, *, revision: str | None = None) -> str:
     kind = _classify(source)
     if kind == "tiny":
         return _tiny_fingerprint(_parse_tiny(source if source != "tiny" else TINY_PREFIX))
+    if kind == "random":
+        return _random_parts(source)[2]
     if kind == "bundled":
         spec = _bundled(source[len(BUNDLED_PREFIX):])
         path, sha = _bundled_gguf(spec)
@@ -241,6 +252,170 @@ def model_fingerprint(source: str, *, revision: str | None = None) -> str:
     if kind == "dir":
         return _dir_fingerprint(Path(source).expanduser())
     return f"{source}@{_hub_commit(source, revision)}"
+
+
+# --- random (shape-only) models and configurations -------------------------------------------------
+
+SMOLLM2 = "smollm2-135m-instruct"
+
+
+def _save_atomically(obj, target: Path) -> None:
+    """obj.save_pretrained into `target` through a temporary directory and a rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o755)
+    try:
+        obj.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bundled_tokenizer(name: str = SMOLLM2):
+    """(tokenizer, GGUF sha256) of a bundled model; read from its GGUF once (seconds), then cached."""
+    from transformers import AutoTokenizer
+
+    spec = _bundled(name)
+    path, sha = _bundled_gguf(spec)
+    sha = sha or sha256_file(path)
+    if _cached(gguf_cache_dir(sha)):
+        return AutoTokenizer.from_pretrained(str(gguf_cache_dir(sha))), sha
+    target = cache_root() / "tokenizers" / sha[:16]
+    if not (target / "tokenizer_config.json").is_file():
+        if path is None:
+            path = _assemble_gguf(spec)
+        _save_atomically(AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name), target)
+    return AutoTokenizer.from_pretrained(str(target)), sha
+
+
+def _random_tokenizer(spec) -> tuple[Any, str]:
+    """(tokenizer, identity for the fingerprint) of a random: source (see architectures)."""
+    from transfergrid import testing
+
+    choice = spec.tokenizer
+    if choice == "auto":
+        here = Path(spec.base).expanduser().parent if spec.base.endswith(".json") else None
+        if spec.small:
+            choice = "tiny"
+        elif here is not None and any((here / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+            choice = str(here)
+        else:
+            choice = "bundled" if bundled_installed(SMOLLM2) else "tiny"
+    if choice == "tiny":
+        code = hashlib.sha256(Path(testing.__file__).read_bytes()).hexdigest()
+        return testing.tiny_tokenizer(), f"tiny-{code[:16]}"
+    if choice == "bundled":
+        tokenizer, sha = bundled_tokenizer()
+        return tokenizer, f"{BUNDLED_PREFIX}{SMOLLM2}@{sha[:16]}"
+    path = Path(choice).expanduser()
+    files = sorted(p for p in path.glob("*") if p.is_file() and (p.name.startswith(("tokenizer", "special_tokens"))
+                                                                or p.suffix in (".model", ".tiktoken")))
+    if not files:
+        raise ModelError(f"tokenizer {choice!r}: expected tiny, bundled or a directory with tokenizer files")
+    from transformers import AutoTokenizer
+
+    digest = hashlib.sha256(b"".join(p.name.encode() + sha256_file(p).encode() for p in files)).hexdigest()
+    try:
+        return AutoTokenizer.from_pretrained(str(path)), f"dir-{digest[:16]}"
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"tokenizer {path}: cannot load it ({_first_line(exc)})") from None
+
+
+@functools.lru_cache(maxsize=16)
+def _random_parts(source: str):
+    """(config, tokenizer, fingerprint) of a random: source."""
+    from transfergrid.architectures import (
+        build_config,
+        parse_random,
+        random_fingerprint,
+        resolved_fields,
+    )
+
+    spec = parse_random(source)
+    tokenizer, tokenizer_id = _random_tokenizer(spec)
+    fields = resolved_fields(spec)
+    if spec.small and "vocab" not in spec.overrides:
+        fields["vocab_size"] = len(tokenizer)
+    if fields["vocab_size"] < len(tokenizer):
+        raise ModelError(f"model {source!r}: vocab {fields['vocab_size']} is smaller than its tokenizer's "
+                         f"{len(tokenizer)} tokens")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    fields.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad)
+    return build_config(fields), tokenizer, random_fingerprint(fields, tokenizer_id, spec.seed)
+
+
+def _online(host: str = "huggingface.co") -> bool:
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+
+
+def _hub_config_dir(repo_id: str, revision: str | None) -> Path:
+    """The directory holding a hub model's config.json: the local HF cache first, else one download."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id, "config.json", revision=revision, local_files_only=True)).parent
+    except Exception:  # noqa: BLE001, S110 - not cached: download it below
+        pass
+    if not _online():
+        raise ModelError(f"hub model {repo_id}: offline, and its config.json is not in the local Hugging Face "
+                         "cache; pass a local directory, a config via random:PATH/config.json, or go online")
+    quiet = logging.getLogger("huggingface_hub")
+    level, quiet.level = quiet.level, logging.ERROR  # its retry warnings, one per attempt
+    try:
+        return Path(hf_hub_download(repo_id, "config.json", revision=revision)).parent
+    except Exception as exc:  # noqa: BLE001 - unknown repo, gated, network: one clear error
+        raise ModelError(f"hub model {repo_id}: cannot download its config.json ({_first_line(exc)})") from None
+    finally:
+        quiet.setLevel(level)
+
+
+def _gguf_config(path: Path | None, sha: str | None, spec: Bundled | None = None):
+    from transformers import AutoConfig
+
+    sha = sha or sha256_file(path)
+    if _cached(gguf_cache_dir(sha)):
+        return AutoConfig.from_pretrained(str(gguf_cache_dir(sha)))
+    if path is None:
+        path = _assemble_gguf(spec)
+    return AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name)  # the GGUF's metadata only
+
+
+def model_config(source: str, *, revision: str | None = None):
+    """The transformers configuration of any source, without loading its weights."""
+    from transformers import AutoConfig
+
+    kind = _classify(source)
+    if kind == "random":
+        return copy.deepcopy(_random_parts(source)[0])
+    if kind == "tiny":
+        from transfergrid.testing import tiny_model
+
+        return tiny_model(**_parse_tiny(source if source != "tiny" else TINY_PREFIX))[0].config
+    if kind == "bundled":
+        spec = _bundled(source[len(BUNDLED_PREFIX):])
+        return _gguf_config(*_bundled_gguf(spec), spec)
+    if kind == "gguf":
+        return _gguf_config(Path(source).expanduser(), None)
+    path = Path(source).expanduser() if kind == "dir" else _hub_config_dir(source, revision)
+    if not (path / "config.json").is_file():
+        raise ModelError(f"model directory {path}: no config.json (expected a Hugging Face model directory)")
+    try:
+        return AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{path / 'config.json'}: cannot read it ({_first_line(exc)})") from None
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -258,23 +433,8 @@ class LoadedModel:
     source: str
 
 
-_DTYPES = {"float32": "float32", "fp32": "float32", "float": "float32", "bfloat16": "bfloat16",
-           "bf16": "bfloat16", "float16": "float16", "fp16": "float16", "half": "float16"}
-
-
 def _resolve_device_dtype(device, dtype):
-    import torch
-
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = str(device)
-    if dtype in (None, "auto"):
-        dtype = torch.float32 if device == "cpu" else torch.bfloat16
-    elif isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ModelError(f"dtype {dtype!r}: expected one of auto, float32, bfloat16, float16")
-        dtype = getattr(torch, _DTYPES[dtype])
-    return device, dtype
+    return devices.choose(device, dtype)
 
 
 def _load_hf_dir(path: Path | str, device: str, dtype, revision: str | None = None):
@@ -353,8 +513,15 @@ def load_model(source: str, *, device=None, dtype=None, revision: str | None = N
     Default device: cuda if available, else cpu; default dtype: bfloat16 on GPU, float32 on CPU.
     """
     device, dtype = _resolve_device_dtype(device, dtype)
+    devices.configure(device)
     kind = _classify(source)
-    if kind == "tiny":
+    if kind == "random":
+        from transfergrid.architectures import build_random_model, parse_random
+
+        config, tokenizer, fingerprint = _random_parts(source)
+        # a model may change its config (attention kernel): each load gets its own copy
+        model = build_random_model(copy.deepcopy(config), seed=parse_random(source).seed, device=device, dtype=dtype)
+    elif kind == "tiny":
         from transfergrid.testing import tiny_model
 
         params = _parse_tiny(source if source != "tiny" else TINY_PREFIX)

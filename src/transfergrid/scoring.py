@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from transfergrid import devices
 from transfergrid.prompts import GENERATIVE_TASKS, Prompt, render
 from transfergrid.records import Item
 
@@ -215,19 +216,23 @@ def _pack(index: int, enc: Encoded, max_len: int | None) -> _Row:
     return _Row(index, ids, pos, seg, reads)
 
 
-def _batches(rows: list[_Row], batch_tokens: int) -> list[list[_Row]]:
-    """Longest first; a batch holds as many rows as fit `batch_tokens` once padded."""
+def _iter_batches(rows: list[_Row], budget: Callable[[], int]):
+    """Longest first; a batch holds as many rows as fit `budget()` tokens once padded (read per
+    batch, so a budget lowered after an out-of-memory applies to the batches still to come)."""
     rows = sorted(rows, key=lambda r: -len(r.input_ids))
-    batches, current = [], []
+    current: list[_Row] = []
     for row in rows:
         width = len(current[0].input_ids) if current else len(row.input_ids)
-        if current and (len(current) + 1) * width > batch_tokens:
-            batches.append(current)
+        if current and (len(current) + 1) * width > budget():
+            yield current
             current = []
         current.append(row)
     if current:
-        batches.append(current)
-    return batches
+        yield current
+
+
+def _batches(rows: list[_Row], batch_tokens: int) -> list[list[_Row]]:
+    return list(_iter_batches(rows, lambda: batch_tokens))
 
 
 def _model_device(model):
@@ -316,6 +321,7 @@ def _run_batch(model, batch: list[_Row], pad_id: int, prefix_kv=None, prefix_len
                 keep[b, p] = True
 
     P = prefix_len
+    seg, pos = seg.to(device), pos.to(device)  # the masks below are built where the model runs
     kwargs: dict[str, Any] = {}
     if prefix_kv is not None:
         from transformers import DynamicCache
@@ -326,9 +332,10 @@ def _run_batch(model, batch: list[_Row], pad_id: int, prefix_kv=None, prefix_len
         kwargs["past_key_values"] = cache
     if bool((seg > 0).any()) or P > 0:
         # keys = shared prefix (segment 0, positions 0..P-1) followed by this batch's tokens
-        kseg = torch.cat([torch.zeros((n, P), dtype=torch.long), seg], dim=1)
-        kpos = torch.cat([torch.arange(P).expand(n, P), pos], dim=1)
-        qi, ki = torch.arange(width)[:, None] + P, torch.arange(P + width)[None, :]
+        kseg = torch.cat([torch.zeros((n, P), dtype=torch.long, device=device), seg], dim=1)
+        kpos = torch.cat([torch.arange(P, device=device).expand(n, P), pos], dim=1)
+        qi = torch.arange(width, device=device)[:, None] + P
+        ki = torch.arange(P + width, device=device)[None, :]
         sq, sk = seg[:, :, None], kseg[:, None, :]
         allowed = (ki <= qi)[None] & (sk >= 0) & ((sk == 0) | (sk == sq))
         allowed |= (ki == qi)[None]  # padding rows attend to themselves: no NaN
@@ -339,19 +346,19 @@ def _run_batch(model, batch: list[_Row], pad_id: int, prefix_kv=None, prefix_len
         neg = torch.finfo(dtype).min
 
         def additive(m):
-            return torch.zeros(m.shape, dtype=dtype).masked_fill_(~m, neg)[:, None].to(device)
+            return torch.zeros(m.shape, dtype=dtype, device=device).masked_fill_(~m, neg)[:, None]
 
         mask = {k: additive(m) for k, m in masks.items()}
         kwargs["attention_mask"] = mask if window is not None else mask["full_attention"]
-        kwargs["position_ids"] = pos.to(device)
+        kwargs["position_ids"] = pos
     else:
-        kwargs["attention_mask"] = (seg >= 0).long().to(device)
+        kwargs["attention_mask"] = (seg >= 0).long()
 
     out = model(input_ids=ids.to(device), use_cache=prefix_kv is not None, logits_to_keep=keep.to(device), **kwargs)
     logits = out.logits
     if logits.dim() == 3:  # models that ignore a mask-shaped logits_to_keep
         logits = logits[keep.to(logits.device)] if logits.shape[1] == width else logits.reshape(-1, logits.shape[-1])
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    logprobs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)  # one float32 copy, not two
     greedy = logprobs.argmax(dim=-1).cpu()
     # map (row, position) -> index into the flattened kept positions
     flat = torch.full((n, width), -1, dtype=torch.long)
@@ -405,13 +412,22 @@ def loglikelihoods(model, tokenizer, encoded: Sequence[Encoded], *, batch_tokens
                    progress: Progress | None = None) -> list[list[tuple[float, bool]]]:
     """(log-likelihood, is_greedy) of every choice of every encoded question.
 
-    `batch_tokens` bounds rows x padded width per forward pass (default: 512 on CPU, 8192 else).
+    `batch_tokens` bounds rows x padded width per forward pass (default: `devices.eval_token_budget`,
+    512 on CPU, from the free memory on CUDA). Out of memory, a batch is retried in halves and the
+    budget halved (scores do not depend on how rows are batched).
     """
     import torch
 
     if batch_tokens is None:
-        # On CPU, throughput is flat in batch size and padding is pure waste: keep batches small.
-        batch_tokens = 512 if _model_device(model).type == "cpu" else 8192
+        batch_tokens = devices.eval_token_budget(model)
+    budget = [batch_tokens]
+
+    def lower_budget(failed: Sequence[_Row]) -> None:
+        # split_on_oom retries the failing batch in halves; later batches get half its size
+        budget[0] = max(1, min(budget[0], len(failed) * len(failed[0].input_ids)) // 2)
+        log.warning("out of memory on a batch of %d rows: retrying it in halves; batch budget now %d tokens",
+                    len(failed), budget[0])
+
     max_len = _max_length(model)
     rows = [_pack(i, e, max_len) for i, e in enumerate(encoded)]
     out: list[list[tuple[float, bool]]] = [[(math.nan, False)] * len(e.continuations) for e in encoded]
@@ -423,8 +439,10 @@ def loglikelihoods(model, tokenizer, encoded: Sequence[Encoded], *, batch_tokens
         rows = [_strip(r, n_prefix) for r in rows]
         if not custom_masks:
             rows = [u for r in rows for u in _unpack(r)]
-        for batch in _batches(rows, batch_tokens):
-            for row, res in zip(batch, _run_batch(model, batch, pad, prefix_kv, n_prefix)):
+        for batch in _iter_batches(rows, lambda: budget[0]):
+            results = devices.split_on_oom(lambda b: _run_batch(model, b, pad, prefix_kv, n_prefix), batch,
+                                           on_oom=lower_budget)
+            for row, res in zip(batch, results):
                 for j, value in zip(row.choice_ids(), res):
                     out[row.index][j] = value
             if progress is not None:

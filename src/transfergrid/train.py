@@ -23,7 +23,6 @@ tokens per second.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transfergrid import devices
 from transfergrid.errors import DivergenceError, ModelError, UserError
 from transfergrid.prompts import PROMPT_VERSION, render
 from transfergrid.records import Item
@@ -220,23 +220,51 @@ def _batches_in_order(examples, batches, pad_id, device):
 
 
 def validation_loss(model, examples: Sequence[Example], batch_size: int, pad_id: int) -> float:
-    """Mean cross-entropy per answer token over the validation examples."""
+    """Mean cross-entropy per answer token over the validation examples (out of memory: the
+    batch size halves and the pass restarts; the mean does not depend on it)."""
     import torch
 
     if not examples:
         return math.nan
     device = next(model.parameters()).device
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i]))
-    batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
-    total, n = 0.0, 0
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        for ids, mask, labels, _ in _batches_in_order(examples, batches, pad_id, device):
-            loss, k = answer_loss_sum(model, ids, mask, labels)
-            total, n = total + float(loss), n + k
-    model.train(was_training)
-    return total / max(n, 1)
+    try:
+        while True:
+            batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+            total, n = 0.0, 0
+            try:
+                with torch.no_grad():
+                    for ids, mask, labels, _ in _batches_in_order(examples, batches, pad_id, device):
+                        loss, k = answer_loss_sum(model, ids, mask, labels)
+                        total, n = total + float(loss), n + k
+                return total / max(n, 1)
+            except Exception as exc:
+                if not devices.is_oom(exc) or batch_size == 1:
+                    raise
+            devices.release_memory()
+            batch_size //= 2
+            log.warning("validation: out of memory; batch size now %d", batch_size)
+    finally:
+        model.train(was_training)
+
+
+def _accumulate(net, examples, group, micro: int, n_answer: int, pad_id: int, device, autocast, where: str):
+    """Forward and backward of one optimiser step's batches in micro-batches of at most `micro`
+    examples: gradients of (summed answer loss / n_answer), the same for any `micro`.
+    Returns (summed loss, tokens)."""
+    chunks = [batch[k:k + micro] for batch in group for k in range(0, len(batch), micro)]
+    loss_total, tokens = 0.0, 0
+    for ids, mask, labels, n_tokens in _batches_in_order(examples, chunks, pad_id, device):
+        with autocast:
+            loss_sum, _ = answer_loss_sum(net, ids, mask, labels)
+        value = loss_sum.item()
+        if not math.isfinite(value):
+            raise DivergenceError(f"{where}: training loss is {value}")
+        (loss_sum / n_answer).backward()
+        loss_total, tokens = loss_total + value, tokens + n_tokens
+    return loss_total, tokens
 
 
 def _progress_sink(progress, total_steps: int, label: str) -> Callable[[dict], None]:
@@ -300,6 +328,7 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
     val_ex = build_examples(tokenizer, val_items, fmt, chat_template=chat_template, max_length=spec.max_length)
     pad_id = _pad_id(tokenizer)
     device = next(base.parameters()).device
+    weights_dtype = next(base.parameters()).dtype  # before full fine-tuning upcasts a copy
 
     torch.manual_seed(seed)  # LoRA initialisation and dropout
     generator = torch.Generator().manual_seed(seed)  # batch composition and order
@@ -321,8 +350,10 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
     checkpointed = net if full else base
     if spec.gradient_checkpointing:
         _checkpointing(checkpointed, True)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if full and device.type == "cuda"
-                and next(base.parameters()).dtype == torch.bfloat16 else None)
+    # 16-bit weights on CUDA: bf16 autocast (full fine-tuning trains float32 master weights)
+    autocast = devices.autocast(device, weights_dtype)
+    train_attention = devices.training_attention(str(device), weights_dtype)
+    micro = spec.batch_size  # the micro-batch, halved on out-of-memory (gradients are accumulated)
 
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
@@ -348,15 +379,24 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
             for first in range(0, len(batches), spec.grad_accum):
                 group = batches[first:first + spec.grad_accum]
                 n_answer = sum(sum(1 for t in train_ex[i].labels[1:] if t != IGNORE_INDEX) for b in group for i in b)
-                for ids, mask, labels, n_tokens in _batches_in_order(train_ex, group, pad_id, device):
-                    with autocast or contextlib.nullcontext():
-                        loss_sum, _ = answer_loss_sum(net, ids, mask, labels)
-                    value = loss_sum.item()
-                    if not math.isfinite(value):
-                        raise DivergenceError(f"{where}: training loss is {value} at step {step + 1} "
-                                              f"(epoch {epoch}, seed {seed}); lower the learning rate")
-                    (loss_sum / n_answer).backward()
-                    epoch_loss, tokens = epoch_loss + value, tokens + n_tokens
+                while True:  # out of memory: halve the micro-batch, redo this step; the batch stays
+                    try:
+                        with devices.attention(checkpointed, train_attention):
+                            value, n_tokens = _accumulate(net, train_ex, group, micro, n_answer, pad_id, device,
+                                                          autocast, where)
+                        break
+                    except DivergenceError as exc:
+                        raise DivergenceError(f"{exc} at step {step + 1} (epoch {epoch}, seed {seed}); "
+                                              "lower the learning rate") from None
+                    except Exception as exc:
+                        if not devices.is_oom(exc) or micro == 1:
+                            raise
+                    optimizer.zero_grad(set_to_none=True)
+                    devices.release_memory()
+                    micro //= 2
+                    log.warning("%s: out of memory; micro-batch now %d (gradients accumulated, batch %d)",
+                                where, micro, spec.batch_size)
+                epoch_loss, tokens = epoch_loss + value, tokens + n_tokens
                 epoch_n += n_answer
                 if MAX_GRAD_NORM:
                     torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
@@ -368,7 +408,7 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
                         "loss": epoch_loss / max(epoch_n, 1)})
             train_seconds += time.perf_counter() - tick
             train_losses.append(epoch_loss / max(epoch_n, 1))
-            with autocast or contextlib.nullcontext():
+            with autocast:
                 val = validation_loss(net, val_ex, spec.batch_size, pad_id) if val_ex else None
             if val is not None and not math.isfinite(val):
                 raise DivergenceError(f"{where}: validation loss is {val} after epoch {epoch} (seed {seed})")

@@ -46,7 +46,11 @@ def _slots(ray, workers: int | None) -> tuple[int, dict]:
     res = ray.cluster_resources()
     gpus = int(res.get("GPU", 0))
     if gpus:
-        return workers or gpus, {"num_gpus": 1, "num_cpus": 1}
+        # one actor per GPU (Ray sets its CUDA_VISIBLE_DEVICES, so "cuda" is that GPU); more actors
+        # than GPUs would wait for a GPU forever
+        if workers and workers > gpus:
+            log.warning("--workers %d: the cluster has %d GPUs; starting %d workers", workers, gpus, gpus)
+        return min(workers or gpus, gpus), {"num_gpus": 1, "num_cpus": 1}
     return workers or max(1, int(res.get("CPU", 1))), {"num_cpus": 1}
 
 
