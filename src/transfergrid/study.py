@@ -137,7 +137,9 @@ class EvaluationSpec(_Spec):
     chat_template: bool = False
     metric: Literal["auto", "acc", "acc_norm"] = Field(
         default="auto", description="headline metric; auto = acc_norm where the task has it, else acc")
-    batch_tokens: int = Field(default=8192, ge=64)
+    batch_tokens: int | None = Field(
+        default=None, ge=64, description="tokens per forward pass; unset = sized by the device "
+                                         "(free GPU memory on CUDA, 512 on CPU)")
     limit: int | None = Field(default=None, ge=1, description="score only the first N test items of a cell")
 
 
