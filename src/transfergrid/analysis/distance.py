@@ -8,6 +8,10 @@ against typological distances between l1 and l2:
 * URIEL+ (`urielplus` package, its bundled databases, its default angular distance):
   genetic, geographic, syntactic, phonological, inventory, featural, as `urielplus_<name>`.
 
+Language codes: the reference maps zh to `cmn` (Mandarin), not to the ISO 639-3 macrolanguage `zho`
+that lang2vec's letter codes give; its mapping is the default (`codes="reference"`), and rows with
+the ISO mapping are reported beside it where a grid's languages map differently (column `codes`).
+
 Spearman and Pearson correlations are reported with their textbook p-values, but the pairs share
 languages and are not independent, so `permutation_p` is a Mantel / QAP test: the language labels
 of the distance matrix are permuted (one permutation applied to rows and columns), the Spearman
@@ -32,7 +36,9 @@ log = logging.getLogger(__name__)
 
 LANG2VEC_FEATURES = ("syntax_knn", "phonology_knn", "inventory_knn")
 URIELPLUS_DISTANCES = ("genetic", "geographic", "syntactic", "phonological", "inventory", "featural")
-LING_COLUMNS = ["distance", "n", "spearman_rho", "spearman_p", "pearson_r", "pearson_p", "permutation_p"]
+LING_COLUMNS = ["distance", "n", "spearman_rho", "spearman_p", "pearson_r", "pearson_p", "permutation_p", "codes"]
+REFERENCE_CODES = {"zh": "cmn"}  # the reference's ISO_MAP, where it differs from lang2vec's letter codes
+CODES = ("reference", "iso639-3")
 PERMUTATIONS = 9999
 
 
@@ -65,14 +71,17 @@ def _letter_codes() -> dict[str, str]:
     return json.loads((_lang2vec_data() / "letter_codes.json").read_text(encoding="utf-8"))
 
 
-def iso639_3(lang: str) -> str:
-    """ISO 639-3 code of a language code as a grid uses it ("ar" -> "ara", "zh-s" -> "zho")."""
+def iso639_3(lang: str, codes: str = "iso639-3") -> str:
+    """ISO 639-3 code of a language code as a grid uses it ("ar" -> "ara", "zh-s" -> "zho"; with
+    codes="reference", zh -> "cmn" as the reference maps it)."""
     code = str(lang).lower().split("-")[0].split("_")[0]
+    if codes == "reference" and code in REFERENCE_CODES:
+        return REFERENCE_CODES[code]
     return code if len(code) == 3 else _letter_codes().get(code, code)
 
 
-@functools.lru_cache(maxsize=16)
-def lang2vec_vectors(languages: tuple[str, ...], feature_set: str) -> dict[str, np.ndarray]:
+@functools.lru_cache(maxsize=32)
+def lang2vec_vectors(languages: tuple[str, ...], feature_set: str, codes: str = "reference") -> dict[str, np.ndarray]:
     """lang2vec feature vectors per language, as `lang2vec.get_features` returns them (missing
     values as NaN); languages it does not know are left out (logged)."""
     filename, source, prefix = _LANG2VEC_SETS[feature_set]
@@ -83,7 +92,7 @@ def lang2vec_vectors(languages: tuple[str, ...], feature_set: str) -> dict[str, 
     row = {str(code): i for i, code in enumerate(langs)}
     out = {}
     for lang in languages:
-        i = row.get(iso639_3(lang))
+        i = row.get(iso639_3(lang, codes))
         if i is None:
             log.info("lang2vec has no %s vector for %r", feature_set, lang)
             continue
@@ -192,11 +201,12 @@ def _spearman_rows(x: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return rho
 
 
-def distance_matrices(languages: list[str], urielplus: bool = True) -> dict[str, pd.DataFrame]:
+def distance_matrices(languages: list[str], urielplus: bool = True,
+                      codes: str = "reference") -> dict[str, pd.DataFrame]:
     out = {}
     for feature_set in LANG2VEC_FEATURES:
         try:
-            vectors = lang2vec_vectors(tuple(languages), feature_set)
+            vectors = lang2vec_vectors(tuple(languages), feature_set, codes)
         except ImportError as exc:
             log.info("lang2vec distances skipped: %s", exc)
             break
@@ -213,6 +223,9 @@ def ling_correlation(frame: pd.DataFrame, *, permutations: int = PERMUTATIONS, s
     if len(languages) < 3:
         log.info("ling_correlation: %d language(s) with MT-CL cells (need 3): skipped", len(languages))
         return pd.DataFrame(columns=LING_COLUMNS)
-    rows = [{"distance": name, **mantel(delta, dist, permutations, seed)}
+    rows = [{"distance": name, **mantel(delta, dist, permutations, seed), "codes": "reference"}
             for name, dist in distance_matrices(languages, urielplus).items()]
+    if any(iso639_3(lang, "reference") != iso639_3(lang) for lang in languages):
+        rows += [{"distance": f"{name} (iso639-3)", **mantel(delta, dist, permutations, seed), "codes": "iso639-3"}
+                 for name, dist in distance_matrices(languages, False, "iso639-3").items()]
     return pd.DataFrame(rows, columns=LING_COLUMNS)
