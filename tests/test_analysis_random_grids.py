@@ -11,7 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transfergrid.analysis.simulate import REFERENCE_LANGUAGES, REFERENCE_MODELS, REFERENCE_TASKS, simulate_results
+from transfergrid.analysis.simulate import (
+    REFERENCE_LANGUAGES,
+    REFERENCE_MODELS,
+    REFERENCE_TASKS,
+    simulate_results,
+)
 from transfergrid.analysis.tables import TABLES, compute_tables
 
 N_GRIDS = 24

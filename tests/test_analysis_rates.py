@@ -8,8 +8,8 @@ from _analysis_grid import hand_grid
 from transfergrid.analysis.rates import (
     harm_breakdown,
     harm_rate,
-    uplift_summary,
     rule,
+    uplift_summary,
     win_rate,
 )
 
