@@ -87,3 +87,25 @@ def test_ling_correlation_table():
     assert table["permutation_p"].between(1 / 200, 1).all()
     assert ling_correlation(sim[sim["eval_language"].isin(["ar", "de"])
                                 & sim["fine_tuned_language"].isin(["ar", "de"])], urielplus=False).empty
+
+
+def test_urielplus_matrix_equals_urielplus_new_distance():
+    """Our vectorised URIEL+ distances are URIEL+'s own numbers (its new_distance), exactly."""
+    import logging
+
+    pytest.importorskip("urielplus")
+    from urielplus import urielplus
+
+    from transfergrid.analysis.distance import URIELPLUS_DISTANCES, urielplus_matrix
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        uriel = urielplus.URIELPlus()
+        codes = ["ara", "deu", "eng", "zho", "hin"]
+        for name in URIELPLUS_DISTANCES:
+            expect = np.asarray(uriel.new_distance(name, codes), dtype=float)
+            assert np.array_equal(urielplus_matrix(uriel, name, codes), expect), name
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

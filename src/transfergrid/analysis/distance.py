@@ -143,7 +143,7 @@ def urielplus_distances(languages: tuple[str, ...]) -> dict[str, pd.DataFrame]:
     try:
         for name in URIELPLUS_DISTANCES:
             try:
-                matrix = np.asarray(uriel.new_distance(name, [codes[lang] for lang in known]), dtype=float)
+                matrix = urielplus_matrix(uriel, name, [codes[lang] for lang in known])
             except Exception as exc:  # noqa: BLE001 -- URIEL+ raises bare errors per distance
                 log.info("URIEL+ %s distance skipped: %s", name, exc)
                 continue
@@ -151,6 +151,51 @@ def urielplus_distances(languages: tuple[str, ...]) -> dict[str, pd.DataFrame]:
             out[f"urielplus_{name}"] = pd.DataFrame(matrix, index=known, columns=known)
     finally:
         root.setLevel(previous)
+    return out
+
+
+_URIEL_PREFIX = {"syntactic": "S_", "phonological": "P_", "inventory": "INV_", "morphological": "M_"}
+
+
+def urielplus_matrix(uriel, name: str, codes: list[str]) -> np.ndarray:
+    """`uriel.new_distance(name, codes)`, vectorised: the same numbers (-1 where a pair shares no
+    feature), in milliseconds instead of its per-feature Python loops (~1.4 s per distance).
+
+    As URIEL+ does: a language has a feature when not all its sources are -1; each feature's value
+    is its one source, else the mean (geographic, or aggregation "A") or the max ("U") of its known
+    sources; a pair is compared on the features both have, by angular distance (or cosine, as the
+    object is configured), rounded to 4 decimals."""
+    idx = uriel.map_new_distance_to_loaded_features(name)  # also applies URIEL+'s eWAVE restriction
+    feats = np.asarray(uriel.feats[idx]).astype(str)
+    langs = np.asarray(uriel.langs[idx]).astype(str)
+    raw = np.asarray(uriel.data[idx][[int(np.flatnonzero(langs == c)[0]) for c in codes]])
+    raw = raw[..., None] if raw.ndim == 2 else raw
+    x = raw.astype(float)
+    prefix = _URIEL_PREFIX.get(name)
+    use = np.ones(len(feats), dtype=bool) if prefix is None else np.char.startswith(feats, prefix)
+    has = use[None, :] & ~np.all(x == -1.0, axis=2)
+    known = (x != -1.0) & np.isfinite(x)
+    count = known.sum(axis=2)
+    if x.shape[2] == 1:  # URIEL+ then uses the stored values as they are (float32: same rounding)
+        value = raw[..., 0]
+    elif name == "geographic" or uriel.aggregation == "A":
+        value = np.where(count > 0, np.where(known, x, 0.0).sum(axis=2) / np.maximum(count, 1), -1.0)
+    else:
+        value = np.where(count > 0, np.where(known, x, -np.inf).max(axis=2), -1.0)
+    n = len(codes)
+    out = np.zeros((n, n))
+    for a in range(n):
+        for b in range(n):
+            shared = has[a] & has[b]
+            if not shared.any():
+                out[a, b] = 0.0 if a == b else -1.0
+                continue
+            u, v = value[a, shared], value[b, shared]
+            u = u if np.linalg.norm(u) != 0 else np.full(u.size, 1e-10)
+            v = v if np.linalg.norm(v) != 0 else np.full(v.size, 1e-10)
+            cos = np.clip(np.dot(u / np.linalg.norm(u), v / np.linalg.norm(v)), -1.0, 1.0)
+            dist = 1 - cos if uriel.distance_metric == "cosine" else 2 * np.arccos(cos) / np.pi
+            out[a, b] = round(dist, 4)  # in the values' own precision, as URIEL+
     return out
 
 
