@@ -108,14 +108,19 @@ def reml_random_intercepts(y, factors: Mapping[str, np.ndarray]) -> dict[str, fl
         try:
             logdet, r2 = profile(theta)
         except (np.linalg.LinAlgError, ValueError):
+            walls.append(theta.copy())
             return np.inf
         if not (r2 > 0 and np.isfinite(logdet)):
             return np.inf
         return logdet + (n - p) * (1.0 + np.log(2.0 * np.pi * r2 / (n - p)))
 
     k = len(usable)
+    walls: list[np.ndarray] = []  # θs where the factorisation failed
     best = (np.zeros(k), deviance(np.zeros(k)))  # θ = 0 (no random effects) is always defined
     for start in (np.ones(k), np.full(k, 0.2)):  # lme4 starts at θ = 1; a second start guards boundaries
+        if start[0] != 1.0 and not walls and np.all(best[0] > 1e-3):
+            break  # the first fit ended inside the domain, unhindered: no boundary to guard
+        walls.clear()
         if not np.isfinite(deviance(start)):
             continue
         with np.errstate(all="ignore"):
@@ -123,7 +128,7 @@ def reml_random_intercepts(y, factors: Mapping[str, np.ndarray]) -> dict[str, fl
                                           options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 2000})
         x = np.clip(res.x, 0.0, None)
         fx = deviance(x)
-        if not res.success:  # stopped at a wall of +inf: finish derivative-free, which steps around it
+        if walls and not res.success:  # stopped at a wall of +inf: finish derivative-free, around it
             with np.errstate(all="ignore"):
                 res = scipy.optimize.minimize(deviance, x, method="Nelder-Mead", bounds=[(0.0, None)] * k,
                                               options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000})
