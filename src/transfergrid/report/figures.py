@@ -308,7 +308,9 @@ def pareto_family_panels(summary: pd.DataFrame, profiles: pd.DataFrame | None = 
     """The paper's three-panel summary: one panel per model family; per model and source task the
     mean MT-CL Δ (x) against the mean off-task Δ (y), marker area growing with parameters; faint
     points are the per-language adapters behind each mean."""
-    families = sorted(summary["family"].dropna().astype(str).unique())
+    present = sorted(summary["family"].dropna().astype(str).unique())
+    families = [f for f in ("llama", "qwen", "gemma") if f in present] + [f for f in present
+                                                                        if f not in ("llama", "qwen", "gemma")]
     tasks = sorted(summary["source_task"].astype(str).unique())
     colours = style.category_colours(tasks)
     markers = dict(zip(tasks, "osD^vP*X"))
@@ -328,15 +330,15 @@ def pareto_family_panels(summary: pd.DataFrame, profiles: pd.DataFrame | None = 
                 ax.scatter(t["mt_cl_mean"], t["off_task_mean"], s=area, marker=markers[task], color=colours[task],
                            edgecolor="#202020", linewidth=0.7, alpha=0.9, zorder=4)
             _zero_lines(ax)
-            ax.set_title(family.capitalize(), fontweight="semibold")
+            ax.set_title(family.capitalize(), fontweight="bold")
             ax.grid(alpha=0.25)
         axes[0][0].set_ylabel("Mean off-task transfer (pp)")
-        fig.supxlabel("Mean MT–CL transfer (pp)")
+        fig.supxlabel("Mean MT–CL transfer (pp)", y=0.09)
         handles = [plt.Line2D([0], [0], marker=markers[t], linestyle="none", color=colours[t], markeredgecolor="#202020",
                               label=t) for t in tasks]
-        fig.legend(handles=handles, title="Source task", loc="lower center", ncol=len(tasks), frameon=False,
-                   bbox_to_anchor=(0.5, -0.08))
-        fig.tight_layout()
+        fig.legend(handles=handles, title="Source task:", loc="lower center", ncol=len(tasks) + 1, frameon=False,
+                   bbox_to_anchor=(0.5, -0.01), alignment="left")
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
         return fig
 
 
