@@ -225,8 +225,16 @@ def mantel(delta: pd.DataFrame, dist: pd.DataFrame, permutations: int = PERMUTAT
     rng = np.random.default_rng(seed)
     perms = np.argsort(rng.random((permutations, len(langs))), axis=1)
     rows, cols = np.nonzero(use)
-    yp = G[perms[:, rows], perms[:, cols]]  # permutations × pairs
-    null = _spearman_rows(x, yp)
+    if use.sum() == off.sum():
+        # Every off-diagonal pair is used, so a permutation only reorders the same distances: their
+        # ranks are the permuted ranks, and ρ_perm is one dot product per permutation.
+        ranked = np.full(G.shape, np.nan)
+        ranked[rows, cols] = scipy.stats.rankdata(y)
+        cx = scipy.stats.rankdata(x) - (n + 1) / 2.0
+        cy = ranked[rows, cols] - (n + 1) / 2.0
+        null = ((ranked[perms[:, rows], perms[:, cols]] - (n + 1) / 2.0) @ cx) / np.sqrt((cx @ cx) * (cy @ cy))
+    else:
+        null = _spearman_rows(x, G[perms[:, rows], perms[:, cols]])  # permutations × pairs
     extreme = np.sum(np.abs(null[np.isfinite(null)]) >= abs(rho.statistic) - 1e-12)
     p_perm = (1 + extreme) / (1 + np.isfinite(null).sum())
     return {"n": n, "spearman_rho": float(rho.statistic), "spearman_p": float(rho.pvalue),
