@@ -76,9 +76,11 @@ def reml_loglike(model, work, comps) -> float:
     from statsmodels.regression.mixed_linear_model import MixedLMParams
 
     scale = comps["residual"]
+    # statsmodels takes log(variance): a component estimated at 0 is evaluated at 1e-10 of the residual.
+    ratio = {k: max(comps[k] / scale, 1e-10) for k in ("model", "source", "target")}
     params = MixedLMParams.from_components(
-        fe_params=np.array([work["delta"].mean()]), cov_re=np.array([[comps["model"] / scale]]),
-        vcomp=np.array([comps["source"] / scale, comps["target"] / scale]))
+        fe_params=np.array([work["delta"].mean()]), cov_re=np.array([[ratio["model"]]]),
+        vcomp=np.array([ratio["source"], ratio["target"]]))
     return float(model.loglike(params, profile_fe=True))
 
 
@@ -93,6 +95,7 @@ def run_ours(results: Path, out: Path) -> float:
 
 
 def main() -> None:
+    np.seterr(all="ignore")  # statsmodels' log(0) at a zero component is handled above
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, help="a results CSV (default: the released results)")
     parser.add_argument("--simulate", action="store_true", help="a simulated 9-model full grid instead")

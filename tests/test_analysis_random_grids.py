@@ -19,7 +19,7 @@ from transfergrid.analysis.simulate import (
 )
 from transfergrid.analysis.tables import TABLES, compute_tables
 
-N_GRIDS = 24
+N_GRIDS = 8
 EXTRA_MODELS = ["SmolLM2-135M-Instruct", "acme-lm", "Phi-3-mini-4k-instruct"]
 
 
@@ -57,7 +57,7 @@ def test_every_table_on_a_random_grid(seed):
     assert np.allclose(sums, 100.0)
 
 
-@pytest.mark.parametrize("seed", [0, 3, 5])
+@pytest.mark.parametrize("seed", [3, 5])
 def test_figures_and_report_on_a_random_grid(seed, tmp_path):
     from transfergrid.analysis.tables import write_tables
     from transfergrid.report.figures import write_figures
