@@ -276,7 +276,9 @@ def ling_correlation(frame: pd.DataFrame, *, permutations: int = PERMUTATIONS, s
     if len(languages) < 3:
         log.info("ling_correlation: %d language(s) with MT-CL cells (need 3): skipped", len(languages))
         return pd.DataFrame(columns=LING_COLUMNS)
-    rows = [{"distance": name, **mantel(delta, dist, permutations, seed), "codes": "reference"}
+    # URIEL+ is queried with ISO 639-3 codes (zh -> zho); its rows say so.
+    rows = [{"distance": name, **mantel(delta, dist, permutations, seed),
+             "codes": "iso639-3" if name.startswith("urielplus") else "reference"}
             for name, dist in distance_matrices(languages, urielplus).items()]
     if any(iso639_3(lang, "reference") != iso639_3(lang) for lang in languages):
         rows += [{"distance": f"{name} (iso639-3)", **mantel(delta, dist, permutations, seed), "codes": "iso639-3"}
