@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+RELEASE := ../shared/data/dnr_release/transfer_results.csv
+
 demo: install
 	$(BIN)/transfergrid run examples/quickstart.toml
+	# Then the paper's own released results, where the data folder has them: real findings.
+	if [ -f $(RELEASE) ]; then $(BIN)/transfergrid analyze --results $(RELEASE) --out runs/dnr_release; \
+	else echo "($(RELEASE) not found: skipping the analysis of the released results)"; fi
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -62,8 +62,13 @@ def stand_in_tables(seed: int = 0, tasks=TASKS, langs=LANGS, models=MODELS) -> d
     ling = pd.DataFrame({"distance": ["syntax_knn", "phonology_knn"], "n": [len(pairs)] * 2,
                          "spearman_rho": [-0.2, 0.05], "spearman_p": [0.04, 0.7], "pearson_r": [-0.25, 0.1],
                          "pearson_p": [0.03, 0.5], "permutation_p": [0.2, 0.8]})
+    sizes = {"qwen2.5-0.5b": 0.5, "qwen2.5-1.5b": 1.5, "llama3.2-1b": 1.0}
+    pareto = (on_off.assign(size_b=on_off["model_name"].map(sizes).fillna(1.0))
+              .groupby(["model_name", "family", "size_b", "source_task"], as_index=False)
+              .agg(mt_cl_mean=("mt_cl_mean", "mean"), off_task_mean=("off_task_mean", "mean"),
+                   n_languages=("source_lang", "nunique")))
     return {
-        "uplift_summary": uplift, "harm_breakdown": harm,
+        "uplift_summary": uplift, "harm_breakdown": harm, "pareto_family_summary": pareto,
         "language_roles": roles("language", langs), "task_roles": roles("task", tasks),
         "family_roles": pd.concat([roles("name", langs).assign(family=f, unit="language")
                                    for f in sorted(set(FAMILY.values()))], ignore_index=True)

@@ -62,7 +62,20 @@ def test_family_variant_averages_sizes(grid):
     cells = grid[(grid["regime"] == "MT-CL") & (grid["source"] == "arc_challenge:en")]
     m = cells.groupby(["target_lang", "family"])["delta"].mean().unstack()
     assert fam["index"].iloc[0] == pytest.approx(kendalltau(m["llama"], m["qwen"], variant="b").statistic)
-    assert set(table["variant"]) == {"model", "family", "size"}
+    assert set(table["variant"]) == {"model", "family", "size", "size_bucket"}
+
+
+def test_size_variant_uses_exact_sizes_as_the_reference(grid):
+    """Sizes 0.5, 7, 1, 8 B: four columns (the reference's exact sizes), where the S/M/L buckets
+    give two (S = 0.5 and 1, L = 7 and 8)."""
+    table = consistency(grid).set_index(["variant", "regime", "source"])
+    exact = table.loc[("size", "MT-CL", "arc_challenge:en")]
+    bucket = table.loc[("size_bucket", "MT-CL", "arc_challenge:en")]
+    assert (exact["n_models"], bucket["n_models"]) == (4, 2)
+    cells = grid[(grid["regime"] == "MT-CL") & (grid["source"] == "arc_challenge:en")]
+    m = cells.pivot(index="target_lang", columns="size_b", values="delta")
+    taus = [kendalltau(m[a], m[b], variant="b").statistic for a, b in itertools.combinations(m.columns, 2)]
+    assert exact["index"] == pytest.approx(np.mean(taus), abs=1e-12)
 
 
 def test_summary_quartiles(grid):

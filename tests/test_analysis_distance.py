@@ -47,11 +47,14 @@ def test_same_vectors_as_lang2vec_itself():
         sys.modules.setdefault("pkg_resources", shim)
     import lang2vec.lang2vec as l2v
 
-    ref = l2v.get_features(["ara", "deu", "zho"], "phonology_knn")
-    ours = lang2vec_vectors(("ar", "de", "zh"), "phonology_knn")
-    for lang, code in [("ar", "ara"), ("de", "deu"), ("zh", "zho")]:
-        assert np.array_equal(ours[lang], np.array([np.nan if v == "--" else float(v) for v in ref[code]]),
-                              equal_nan=True)
+    ref = l2v.get_features(["ara", "deu", "zho", "cmn"], "phonology_knn")
+    # Default codes are the reference's (zh -> cmn); "iso639-3" gives lang2vec's letter code zho.
+    for codes, zh in (("reference", "cmn"), ("iso639-3", "zho")):
+        ours = lang2vec_vectors(("ar", "de", "zh"), "phonology_knn", codes)
+        for lang, code in [("ar", "ara"), ("de", "deu"), ("zh", zh)]:
+            assert np.array_equal(ours[lang], np.array([np.nan if v == "--" else float(v) for v in ref[code]]),
+                                  equal_nan=True)
+    assert not np.array_equal(ours["zh"], lang2vec_vectors(("zh",), "phonology_knn")["zh"])
 
 
 def test_mantel_correlations_and_permutation_p():
@@ -74,8 +77,35 @@ def test_mantel_correlations_and_permutation_p():
 def test_ling_correlation_table():
     sim = simulate_results(["arc_challenge"], ["ar", "de", "en", "es", "zh"], 2, 1, seed=0)
     table = ling_correlation(sim, permutations=199, urielplus=False)
-    assert list(table["distance"]) == list(LANG2VEC_FEATURES)
+    # zh maps to cmn (the reference) by default; the ISO 639-3 (zho) rows follow, as zh is in the grid.
+    assert list(table["distance"]) == [*LANG2VEC_FEATURES, *(f"{f} (iso639-3)" for f in LANG2VEC_FEATURES)]
+    assert list(table["codes"]) == ["reference"] * 3 + ["iso639-3"] * 3
     assert (table["n"] == 20).all()
+    no_zh = ling_correlation(sim[(sim["eval_language"] != "zh") & (sim["fine_tuned_language"] != "zh")],
+                             permutations=19, urielplus=False)
+    assert list(no_zh["distance"]) == list(LANG2VEC_FEATURES)  # same codes either way: no extra rows
     assert table["permutation_p"].between(1 / 200, 1).all()
     assert ling_correlation(sim[sim["eval_language"].isin(["ar", "de"])
                                 & sim["fine_tuned_language"].isin(["ar", "de"])], urielplus=False).empty
+
+
+def test_urielplus_matrix_equals_urielplus_new_distance():
+    """Our vectorised URIEL+ distances are URIEL+'s own numbers (its new_distance), exactly."""
+    import logging
+
+    pytest.importorskip("urielplus")
+    from urielplus import urielplus
+
+    from transfergrid.analysis.distance import URIELPLUS_DISTANCES, urielplus_matrix
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        uriel = urielplus.URIELPlus()
+        codes = ["ara", "deu", "eng", "zho", "hin"]
+        for name in URIELPLUS_DISTANCES:
+            expect = np.asarray(uriel.new_distance(name, codes), dtype=float)
+            assert np.array_equal(urielplus_matrix(uriel, name, codes), expect), name
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -32,7 +32,14 @@ def test_every_table_with_its_columns(sim, tmp_path):
         # a simulated release-style frame has no per-cell tests (tests/test_uncertainty*.py cover them)
         assert not table.empty or name in NEEDS_CELL_UNCERTAINTY, name
     assert tables["grid_matrix"].shape == (12, 13)
-    assert len(tables["variance_decomposition"]) == 3 * 4 * 2 * 4
+    # 3 models × 12 cells: each subset's "transfer" fit, and its regimes with >= 50 cells (the
+    # reference's minimum): all: MT-CL 108, CT-ML 72, CT-CL 216; curated (source or target is global_mmlu):
+    # MT-CL 36 and CT-ML 48 (skipped), CT-CL 144; translated: MT-CL 72, CT-ML 24 (skipped), CT-CL 72.
+    fits = tables["variance_decomposition"].groupby(["subset", "scope"]).size() / (2 * 4)
+    assert fits.to_dict() == {(s, r): 1 for s, r in [
+        ("all", "transfer"), ("all", "MT-CL"), ("all", "CT-ML"), ("all", "CT-CL"), ("curated", "transfer"),
+        ("curated", "CT-CL"), ("translated", "transfer"), ("translated", "MT-CL"),
+        ("translated", "CT-CL")]}
     written = write_tables(tables, tmp_path / "tables")
     names = {p.name for p in written}
     assert {f"{t}.csv" for t in TABLES} <= names
@@ -40,6 +47,8 @@ def test_every_table_with_its_columns(sim, tmp_path):
     back = pd.read_csv(tmp_path / "tables" / "uplift_summary.csv")
     pd.testing.assert_frame_equal(back, tables["uplift_summary"], check_dtype=False)
     assert "\\begin{tabular}" in (tmp_path / "tables" / "uplift_summary.tex").read_text()
+    rows = (tmp_path / "tables" / "pareto_appendix.tex").read_text().splitlines()
+    assert len(rows) == len(tables["pareto_appendix"]) and rows[0].endswith(" \\\\") and rows[0].count(" & ") == 4
     assert not list((tmp_path / "tables").glob(".*.tmp"))
 
 

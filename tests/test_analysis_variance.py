@@ -90,3 +90,33 @@ def test_crossed_equals_lme4(tmp_path):
     expect = {"model": lme4["model_name"], "source": lme4["source"], "target": lme4["target"],
               "residual": lme4["Residual"]}
     assert crossed_components(part) == pytest.approx(expect, rel=1e-3)
+
+
+def test_a_failed_cholesky_at_an_extreme_theta_is_rejected_not_raised(monkeypatch):
+    """Issue 11: at a huge θ the factorisation of Λ Z'Z Λ + I can fail in floating point. That θ
+    must be a point the optimiser leaves (deviance +inf), and the fit must land where it would."""
+    import numpy as np
+    import scipy.linalg
+
+    from transfergrid.analysis import variance
+
+    part = small(5)
+    real = scipy.linalg.cho_factor
+    seen = []
+
+    def recording(a, *args, **kwargs):
+        seen.append(np.max(np.abs(a)))
+        return real(a, *args, **kwargs)
+
+    monkeypatch.setattr(variance.scipy.linalg, "cho_factor", recording)
+    expect = crossed_components(part)
+    limit = 1.03 * seen[-1]  # the last factorisation is at the optimum
+
+    def fragile(a, *args, **kwargs):  # the factorisation fails a little past the optimum's θ
+        if np.max(np.abs(a)) > limit:
+            raise np.linalg.LinAlgError("36-th leading minor of the array is not positive definite")
+        return real(a, *args, **kwargs)
+
+    monkeypatch.setattr(variance.scipy.linalg, "cho_factor", fragile)
+    got = crossed_components(part)
+    assert got == pytest.approx(expect, rel=1e-4)

@@ -50,7 +50,7 @@ def cached_tables(analyzed, results_csv, monkeypatch):
     cache = {name: pd.read_csv(path) for path in (analyzed / "tables").glob("*.csv")
              for name in [path.stem] if name != "ling_pairs"}
 
-    def compute_tables(frame, **_):  # items / uses_norm: the uncertainty inputs
+    def compute_tables(frame, **options):  # items / uses_norm / tolerance
         assert len(frame) == key
         return {name: table.copy() for name, table in cache.items()}
 
@@ -213,3 +213,28 @@ def test_recommend_prints_a_ranked_table(results_csv):
 def test_recommend_rejects_a_malformed_target(results_csv):
     result = runner.invoke(app, ["recommend", "--results", str(results_csv), "--targets", "arc_challenge"])
     assert isinstance(result.exception, UserError) and "TASK:LANG" in str(result.exception)
+
+
+def test_tolerance_option_changes_the_rule_and_the_report_says_so(cached_tables, results_csv, tmp_path):
+    """--tolerance reaches compute_tables and the report's definition lines name the rule in use."""
+    from transfergrid.analysis import tables as tables_mod
+
+    seen = {}
+    real = tables_mod.compute_tables
+
+    def spy(frame, **options):
+        seen.update(options)
+        return real(frame, **options)
+
+    tables_mod.compute_tables = spy
+    try:
+        result = runner.invoke(app, ["analyze", "--results", str(results_csv), "--out", str(tmp_path / "a"),
+                                     "--tolerance", "1e-9"])
+    finally:
+        tables_mod.compute_tables = real
+    assert result.exit_code == 0, repr(result.exception)
+    assert seen["tolerance"] == 1e-9
+    html = (tmp_path / "a" / "report.html").read_text(encoding="utf-8")
+    assert "tolerance 1e-09 pp" in html and "exact rule" not in html
+    result = runner.invoke(app, ["analyze", "--results", str(results_csv), "--out", str(tmp_path / "b")])
+    assert "the reference&#x27;s exact rule" in (tmp_path / "b" / "report.html").read_text(encoding="utf-8")

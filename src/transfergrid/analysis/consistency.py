@@ -2,9 +2,10 @@
 
 For each source cell and transfer regime, the recipients × models matrix of Δ (recipients: target
 language for MT-CL, target task for CT-ML, target cell for CT-CL); Kendall τ-b for every pair of
-models; the index is the mean over pairs. It needs >= 3 recipients and >= 2 models. Variants:
-"model" (each model a column), "family" (Δ averaged over the sizes of a family) and "size"
-(Δ averaged over families within a size bucket S/M/L).
+models; the index is the mean over pairs. It needs >= 3 recipients and >= 2 models. Variants, as
+the reference's `consistency_index*`: "model" (each model a column), "family" (Δ averaged over the
+sizes of a family) and "size" (Δ averaged over families at each exact model size: 0.5, 1, 1.5, 3,
+4, 7, 8 B in the release); "size_bucket" (families and sizes within S/M/L) is our extra variant.
 
 On a ragged grid a pair of models is compared on the recipients both have (>= 3 of them); a pair
 whose τ-b is undefined (one side constant) is left out of the mean.
@@ -24,7 +25,7 @@ from transfergrid.analysis.frame import ensure_prepared
 from transfergrid.analysis.regimes import CT_CL, CT_ML, MT_CL
 
 RECIPIENT = {MT_CL: "target_lang", CT_ML: "target_task", CT_CL: "target"}
-VARIANT_COLUMN = {"model": "model_name", "family": "family", "size": "size_bucket"}
+VARIANT_COLUMN = {"model": "model_name", "family": "family", "size": "size_b", "size_bucket": "size_bucket"}
 CONSISTENCY_COLUMNS = ["variant", "regime", "source", "index", "n_models", "n_recipients"]
 SUMMARY_COLUMNS = ["variant", "regime", "median", "q1", "q3", "n_sources"]
 MIN_RECIPIENTS, MIN_MODELS = 3, 2

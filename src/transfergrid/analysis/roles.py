@@ -25,6 +25,11 @@ LANGUAGE_ROLE_COLUMNS = ["language", *ROLE_COLUMNS]
 TASK_ROLE_COLUMNS = ["task", *ROLE_COLUMNS]
 FAMILY_ROLE_COLUMNS = ["family", "unit", "name", *ROLE_COLUMNS]
 CURATED_COLUMNS = ["rho", "p", "n"]
+LANGUAGE_FAMILY_COLUMNS = ["language_family", "donor", "recipient", "n_languages"]
+# The reference's grouping of the release's languages (its LANG_TO_FAMILY).
+LANGUAGE_FAMILY = {"fr": "Romance", "es": "Romance", "pt": "Romance", "it": "Romance", "de": "Germanic",
+                   "en": "Germanic", "hi": "Indic", "bn": "Indic", "zh": "Chinese", "ar": "Arabic",
+                   "id": "Indonesian"}
 ON_OFF_COLUMNS = ["model_name", "family", "source_task", "source_lang", "mt_cl_mean", "off_task_mean",
                   "off_task_harm_rate", "n_mt_cl", "n_off_task"]
 
@@ -53,6 +58,24 @@ def language_roles(frame: pd.DataFrame) -> pd.DataFrame:
     if cells.empty:
         return pd.DataFrame(columns=LANGUAGE_ROLE_COLUMNS)
     return _roles(cells, "source_lang", "target_lang", "language")[LANGUAGE_ROLE_COLUMNS]
+
+
+def language_roles_on(frame: pd.DataFrame, construction: str) -> pd.DataFrame:
+    """Language roles from MT-CL cells whose target set is `construction` (curated | translated)."""
+    df = ensure_prepared(frame)
+    return language_roles(df.loc[df["construction"] == construction])
+
+
+def language_family_roles(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per language family: the mean of its languages' donor and recipient scores (languages
+    outside the reference's grouping are left out)."""
+    roles = language_roles(frame)
+    roles = roles.assign(language_family=roles["language"].str.lower().str.split("[-_]").str[0].map(LANGUAGE_FAMILY))
+    if roles.empty or roles["language_family"].isna().all():
+        return pd.DataFrame(columns=LANGUAGE_FAMILY_COLUMNS)
+    out = roles.dropna(subset=["language_family"]).groupby("language_family", sort=True).agg(
+        donor=("donor", "mean"), recipient=("recipient", "mean"), n_languages=("language", "count"))
+    return out.reset_index()[LANGUAGE_FAMILY_COLUMNS]
 
 
 def task_roles(frame: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +116,7 @@ def curated_vs_translated(frame: pd.DataFrame) -> pd.DataFrame:
                         columns=CURATED_COLUMNS)
 
 
-def on_off_task(frame: pd.DataFrame) -> pd.DataFrame:
+def on_off_task(frame: pd.DataFrame, tolerance: float = 0.0) -> pd.DataFrame:
     """Per (model, source task, source language): mean MT-CL Δ (on task, other languages), mean
     off-task Δ (CT-ML ∪ CT-CL) and the off-task harm rate (%)."""
     df = ensure_prepared(frame)
@@ -103,7 +126,7 @@ def on_off_task(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=ON_OFF_COLUMNS)
     work["on"] = np.where(work["regime"] == MT_CL, work["delta"], np.nan)
     work["off"] = np.where(work["regime"].isin(OFF_TASK), work["delta"], np.nan)
-    work["off_harm"] = np.where(work["regime"].isin(OFF_TASK), 100.0 * is_harm(work["delta"]), np.nan)
+    work["off_harm"] = np.where(work["regime"].isin(OFF_TASK), 100.0 * is_harm(work["delta"], tolerance), np.nan)
     out = work.groupby(keys, sort=True).agg(
         mt_cl_mean=("on", "mean"), off_task_mean=("off", "mean"), off_task_harm_rate=("off_harm", "mean"),
         n_mt_cl=("on", "count"), n_off_task=("off", "count")).reset_index()

@@ -34,7 +34,7 @@ import scipy.optimize
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from transfergrid.analysis.frame import ensure_prepared
+from transfergrid.analysis.frame import construction, ensure_prepared
 from transfergrid.analysis.regimes import CT_CL, CT_ML, MT_CL, TRANSFER
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,10 @@ VARIANCE_COLUMNS = ["subset", "scope", "spec", "component", "variance", "share"]
 SCOPES = {"transfer": TRANSFER, MT_CL: (MT_CL,), CT_ML: (CT_ML,), CT_CL: (CT_CL,)}
 SUBSETS = ("all", "curated", "translated")
 SPECS = ("crossed", "nested")
-MIN_ROWS = 10
+# The reference fits "Overall" (all transfer cells) whatever its size and skips a regime with fewer
+# than 50 rows; below 3 rows no REML fit is defined at all.
+MIN_ROWS = 50
+MIN_ROWS_OVERALL = 3
 
 
 def reml_random_intercepts(y, factors: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -99,19 +102,39 @@ def reml_random_intercepts(y, factors: Mapping[str, np.ndarray]) -> dict[str, fl
         return logdet + np.log(schur), yy - quad - t * t / schur
 
     def deviance(theta: np.ndarray) -> float:
-        logdet, r2 = profile(theta)
-        if not r2 > 0:
+        # At an extreme θ the +1 on the diagonal of Λ Z'Z Λ + I is lost to rounding and the Cholesky
+        # fails although the matrix is positive definite in exact arithmetic: a point the optimiser
+        # must leave, not an error. It gets +inf, and L-BFGS-B's line search steps back from it.
+        try:
+            logdet, r2 = profile(theta)
+        except (np.linalg.LinAlgError, ValueError):
+            walls.append(theta.copy())
+            return np.inf
+        if not (r2 > 0 and np.isfinite(logdet)):
             return np.inf
         return logdet + (n - p) * (1.0 + np.log(2.0 * np.pi * r2 / (n - p)))
 
     k = len(usable)
-    best = None
+    walls: list[np.ndarray] = []  # θs where the factorisation failed
+    best = (np.zeros(k), deviance(np.zeros(k)))  # θ = 0 (no random effects) is always defined
     for start in (np.ones(k), np.full(k, 0.2)):  # lme4 starts at θ = 1; a second start guards boundaries
-        res = scipy.optimize.minimize(deviance, start, method="L-BFGS-B", bounds=[(0.0, None)] * k,
-                                      options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 2000})
+        if start[0] != 1.0 and not walls and np.all(best[0] > 1e-3):
+            break  # the first fit ended inside the domain, unhindered: no boundary to guard
+        walls.clear()
+        if not np.isfinite(deviance(start)):
+            continue
+        with np.errstate(all="ignore"):
+            res = scipy.optimize.minimize(deviance, start, method="L-BFGS-B", bounds=[(0.0, None)] * k,
+                                          options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 2000})
         x = np.clip(res.x, 0.0, None)
         fx = deviance(x)
-        if best is None or fx < best[1]:
+        if walls and not res.success:  # stopped at a wall of +inf: finish derivative-free, around it
+            with np.errstate(all="ignore"):
+                res = scipy.optimize.minimize(deviance, x, method="Nelder-Mead", bounds=[(0.0, None)] * k,
+                                              options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000})
+            if res.fun < fx:
+                x, fx = np.clip(res.x, 0.0, None), deviance(np.clip(res.x, 0.0, None))
+        if fx < best[1]:
             best = (x, fx)
     theta = best[0]
     sigma2 = profile(theta)[1] / (n - p)
@@ -152,19 +175,30 @@ def nested_statsmodels(frame: pd.DataFrame) -> dict[str, float]:
             "target": float(comps["target"]), "residual": float(fit.scale)}
 
 
+def subset_mask(frame: pd.DataFrame, subset: str) -> pd.Series:
+    """The reference's subsets of the transfer cells: "curated" = every cell whose source or target
+    task is a curated set (Global-MMLU in the release), "translated" = every cell where neither is."""
+    if subset == "all":
+        return pd.Series(True, index=frame.index)
+    curated = (frame["source_task"].map(construction) == "curated") | (frame["construction"] == "curated")
+    return curated if subset == "curated" else ~curated
+
+
 def variance_decomposition(frame: pd.DataFrame, specs=SPECS) -> pd.DataFrame:
-    """Variance and % share of each component, per subset (all, curated, translated: by the
-    construction of the target set), scope (all transfer cells, each regime) and spec."""
+    """Variance and % share of each component, per subset (`subset_mask`), scope (all transfer
+    cells, each regime) and spec. nested = the reference's model; crossed = what we recommend."""
     df = ensure_prepared(frame)
+    df = df.loc[df["regime"].isin(TRANSFER)]
     fitters = {"crossed": crossed_components, "nested": nested_components}
     rows = []
     for subset in SUBSETS:
-        sub = df if subset == "all" else df.loc[df["construction"] == subset]
+        sub = df.loc[subset_mask(df, subset)]
         for scope, regimes in SCOPES.items():
             part = sub.loc[sub["regime"].isin(regimes)]
-            if len(part) < MIN_ROWS:
+            least = MIN_ROWS_OVERALL if scope == "transfer" else MIN_ROWS
+            if len(part) < least:
                 if len(sub):
-                    log.info("variance: %s/%s has %d cells (< %d): skipped", subset, scope, len(part), MIN_ROWS)
+                    log.info("variance: %s/%s has %d cells (< %d): skipped", subset, scope, len(part), least)
                 continue
             for spec in specs:
                 comps = fitters[spec](part)

@@ -182,8 +182,10 @@ def analyze_command(
     study_file: Annotated[Path | None, Arg(metavar="STUDY", help="study file (reads <output_dir>/results.csv)")] = None,
     results: Annotated[Path | None, Opt("--results", "-r", help="a results CSV in the released schema")] = None,
     out: Annotated[Path | None, Opt("--out", "-o", help="output folder (default with STUDY: <output_dir>/analysis)")] = None,
+    tolerance: Annotated[float, Opt("--tolerance", min=0.0, help="pp added to both win / harm comparisons "
+                                    "(default 0: the reference's exact Δ > 0 and Δ ≤ −1)")] = 0.0,
 ) -> None:
-    """Every table (CSV), figure (PNG + SVG) and the self-contained HTML report."""
+    """Every table (CSV, Markdown, LaTeX), figure (PNG + SVG) and the self-contained HTML report."""
     from transfergrid.analysis.tables import compute_tables, write_tables
     from transfergrid.report.figures import write_figures
     from transfergrid.report.html import write_report
@@ -198,14 +200,15 @@ def analyze_command(
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory")
     frame = _read_frame(path)
-    tables = compute_tables(frame, **uncertainty_inputs(frame, path, study))
+    tables = compute_tables(frame, tolerance=tolerance, **uncertainty_inputs(frame, path, study))
     tables["ling_pairs"] = _ling_pairs(frame, tables.get("ling_correlation"))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
     try:
         write_tables(tables, staging / "tables")
         figures = write_figures(tables, staging / "figures")
-        write_report(staging, tables, figures, title=_title(study, path), study=study or _summary(frame, path))
+        write_report(staging, tables, figures, title=_title(study, path), study=study or _summary(frame, path),
+                     tolerance=tolerance)
         _publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -253,8 +253,9 @@ def roles_scatter(roles: pd.DataFrame, *, what: str | None = None, regime: str =
         ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", color=style.WIN_COLOUR, ecolor="#b5c3d1",
                     elinewidth=0.8, capsize=2, markersize=6, markeredgecolor="white", zorder=3)
         _label_points(ax, roles[key], x, y, bold=True)
-        ax.set_xlabel(f"donor score: mean {style.DELTA_LABEL} it gives")
-        ax.set_ylabel(f"recipient score: mean {style.DELTA_LABEL} it receives")
+        unit = what.capitalize()  # the paper's axis labels
+        ax.set_xlabel(f"{unit} Donor Score (pp)")
+        ax.set_ylabel(f"{unit} Recipient Score (pp)")
         ax.set_title(f"{what.capitalize()} roles ({regime}): donor vs recipient")
         ax.text(0.99, 0.01, "below the diagonal: net donor", transform=ax.transAxes, ha="right", va="bottom",
                 fontsize=7.5, color=style.NEUTRAL_COLOUR)
@@ -320,12 +321,50 @@ def on_off_task_scatter(on_off: pd.DataFrame):
             part = on_off[families == family]
             ax.scatter(part["mt_cl_mean"], part["off_task_mean"], s=22, color=colour, alpha=0.8,
                        edgecolor="white", linewidth=0.4, label=family, zorder=3)
-        ax.set_xlabel(f"on-task: mean MT-CL {style.DELTA_LABEL}")
-        ax.set_ylabel(f"off-task: mean CT-ML ∪ CT-CL {style.DELTA_LABEL}")
+        ax.set_xlabel("MT-CL gain (Δ pp)")  # the paper's labels
+        ax.set_ylabel("Mean off-task Δ (pp)")
         ax.set_title("On-task vs off-task transfer, per model and source cell")
         ax.grid(alpha=0.25)
         ax.legend(title="family", frameon=False, loc="best")
         fig.tight_layout()
+        return fig
+
+
+def pareto_family_panels(summary: pd.DataFrame, profiles: pd.DataFrame | None = None):
+    """The paper's three-panel summary: one panel per model family; per model and source task the
+    mean MT-CL Δ (x) against the mean off-task Δ (y), marker area growing with parameters; faint
+    points are the per-language adapters behind each mean."""
+    present = sorted(summary["family"].dropna().astype(str).unique())
+    families = [f for f in ("llama", "qwen", "gemma") if f in present] + [f for f in present
+                                                                        if f not in ("llama", "qwen", "gemma")]
+    tasks = sorted(summary["source_task"].astype(str).unique())
+    colours = style.category_colours(tasks)
+    markers = dict(zip(tasks, "osD^vP*X"))
+    with _rc() as plt:
+        fig, axes = plt.subplots(1, len(families), figsize=(3.0 * len(families) + 0.8, 3.6), sharex=True,
+                                 sharey=True, squeeze=False)
+        for ax, family in zip(axes[0], families):
+            part = summary[summary["family"] == family]
+            raw = profiles[profiles["family"] == family] if profiles is not None and not profiles.empty else None
+            for task in tasks:
+                if raw is not None:
+                    r = raw[raw["source_task"] == task]
+                    ax.scatter(r["mt_cl_mean"], r["off_task_mean"], s=8, marker=markers[task], color=colours[task],
+                               alpha=0.2, linewidth=0, zorder=2)
+                t = part[part["source_task"] == task].sort_values("size_b", ascending=False)
+                area = 14.0 + 14.0 * np.nan_to_num(t["size_b"].to_numpy(float), nan=1.0) ** 1.2
+                ax.scatter(t["mt_cl_mean"], t["off_task_mean"], s=area, marker=markers[task], color=colours[task],
+                           edgecolor="#202020", linewidth=0.7, alpha=0.9, zorder=4)
+            _zero_lines(ax)
+            ax.set_title(family.capitalize(), fontweight="bold")
+            ax.grid(alpha=0.25)
+        axes[0][0].set_ylabel("Mean off-task transfer (pp)")
+        fig.supxlabel("Mean MT–CL transfer (pp)", y=0.09)
+        handles = [plt.Line2D([0], [0], marker=markers[t], linestyle="none", color=colours[t], markeredgecolor="#202020",
+                              label=t) for t in tasks]
+        fig.legend(handles=handles, title="Source task:", loc="lower center", ncol=len(tasks) + 1, frameon=False,
+                   bbox_to_anchor=(0.5, -0.01), alignment="left")
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
         return fig
 
 
@@ -429,8 +468,8 @@ def consistency_distributions(consistency: pd.DataFrame):
     with _rc() as plt:
         data = consistency.dropna(subset=["index"])
         regimes = _ordered_scopes(data["regime"])
-        variants = [v for v in ("model", "family", "size") if v in set(data["variant"])] + sorted(
-            set(data["variant"]) - {"model", "family", "size"})
+        known = ("model", "family", "size", "size_bucket")
+        variants = [v for v in known if v in set(data["variant"])] + sorted(set(data["variant"]) - set(known))
         colours = style.category_colours(variants)
         fig, ax = plt.subplots(figsize=(max(6.0, 2.4 * len(regimes) + 1.5), 4.4))
         width = 0.8 / max(len(variants), 1)
@@ -453,7 +492,7 @@ def consistency_distributions(consistency: pd.DataFrame):
         ax.set_xticks(np.arange(len(regimes)), regimes)
         ax.set_xlim(-0.6, len(regimes) - 0.4)
         ax.set_ylim(-1.05, 1.05)
-        ax.set_ylabel("consistency index (mean Kendall τ-b)")
+        ax.set_ylabel("Consistency Index (mean Kendall τ-b)")
         ax.set_title("How consistently models rank a source's recipients")
         ax.grid(axis="y", alpha=0.25)
         ax.legend(frameon=False, loc="lower right", ncol=len(variants))
@@ -548,6 +587,11 @@ FIGURES: tuple[FigureSpec, ...] = (
                "Each point is one adapter (model × source cell): x = mean Δ on the same task in other languages "
                "(MT-CL), y = mean Δ on other tasks (CT-ML ∪ CT-CL). Points in the lower-right quadrant help the "
                "trained task but hurt the others.", "on_off"),
+    FigureSpec("pareto_family_summary", ("pareto_family_summary", "on_off_task"), pareto_family_panels,
+               "On-task vs off-task transfer per model family",
+               "One panel per family. Large markers: per model and source task, the mean MT-CL Δ (x) against "
+               "the mean off-task Δ (y), marker area growing with parameters; faint markers: the per-language "
+               "adapters behind them (≥ 3 MT-CL and ≥ 5 off-task cells, as the reference).", "on_off"),
     FigureSpec("variance_shares", ("variance_decomposition",), variance_shares, "Where the variance of Δ comes from",
                "Share of the variance of Δ attributed to the model, the source cell, the target cell and the "
                "residual, by a linear mixed model with random intercepts. 'crossed' is Δ ~ 1 + (1|model) + "

@@ -24,15 +24,17 @@ from transfergrid.report.figures import FIGURES, FIGURES_BY_NAME
 # (anchor, heading, tables shown in it, one-line introduction)
 SECTIONS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("uplift", "Uplift and harm", ("uplift_summary", "uplift_intervals", "significance_summary", "harm_breakdown"),
-     ("Δ is the change of the headline score against the base model, in percentage points; win = Δ > 0, "
-      "harm = Δ ≤ −1 pp. The breakdown is over MT-CL cells.")),
+     ("Δ is the change of the headline score against the base model, in percentage points. "
+      "The breakdown is over MT-CL cells.")),
     ("matrices", "Transfer matrices", ("language_matrix", "task_matrix", "grid_matrix", "grid_significance"),
      "Mean Δ from each source (rows) to each target (columns)."),
-    ("roles", "Donors and recipients", ("language_roles", "task_roles", "role_intervals", "family_roles",
+    ("roles", "Donors and recipients", ("language_roles", "language_family_roles", "language_roles_curated",
+                                        "language_roles_translated", "task_roles", "role_intervals", "family_roles",
                                         "curated_vs_translated"),
      ("Donor score: mean Δ a source gives; recipient score: mean Δ a target receives; averaged per model, "
       "then across models (SE across models).")),
-    ("on_off", "On-task vs off-task", ("on_off_task",),
+    ("on_off", "On-task vs off-task", ("pareto_family_summary", "task_on_off_summary", "on_off_task",
+                                       "pareto_appendix"),
      "Whether an adapter that helps its own task elsewhere also helps, or harms, the other tasks."),
     ("variance", "Variance decomposition", ("variance_decomposition",),
      "How much of the variation in Δ is due to the model, the source cell and the target cell."),
@@ -50,7 +52,11 @@ TABLE_TITLES = {
     "language_matrix": "Language matrix (MT-CL)", "task_matrix": "Task matrix (CT-ML)",
     "variance_decomposition": "Variance components", "consistency": "Consistency index per source",
     "consistency_summary": "Consistency summary", "ling_correlation": "Correlation with linguistic distance",
-    "ling_pairs": "Language pairs",
+    "ling_pairs": "Language pairs", "pareto_family_summary": "On/off-task summary per model and source task",
+    "task_on_off_summary": "On/off-task summary per source task", "pareto_appendix": "Appendix: Pareto rows",
+    "language_family_roles": "Language roles by language family (MT-CL)",
+    "language_roles_curated": "Language roles on curated targets (MT-CL)",
+    "language_roles_translated": "Language roles on machine-translated targets (MT-CL)",
     "uplift_intervals": "Win and harm rates with 95 % Wilson intervals",
     "significance_summary": "Cells that changed significantly (Benjamini-Hochberg FDR)",
     "role_intervals": "Donor and recipient scores with 95 % bootstrap intervals",
@@ -233,6 +239,46 @@ def _headline(summary: pd.DataFrame | None, intervals: pd.DataFrame | None = Non
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
+def _pick(tables, name: str, query: dict, column: str):
+    t = tables.get(name)
+    if not isinstance(t, pd.DataFrame) or t.empty or column not in t:
+        return None
+    mask = np.ones(len(t), dtype=bool)
+    for k, v in query.items():
+        if k not in t:
+            return None
+        mask &= (t[k] == v).to_numpy()
+    values = t.loc[mask, column]
+    return float(values.iloc[0]) if len(values) and pd.notna(values.iloc[0]) else None
+
+
+def _findings(tables: Mapping[str, pd.DataFrame]) -> str:
+    """The paper's headline findings as they come out of these tables (absent pieces are left out)."""
+    items = []
+    target = _pick(tables, "variance_decomposition", {"subset": "all", "scope": "MT-CL", "spec": "nested",
+                                                      "component": "target"}, "share")
+    resid = _pick(tables, "variance_decomposition", {"subset": "all", "scope": "MT-CL", "spec": "nested",
+                                                     "component": "residual"}, "share")
+    if target is not None and resid is not None:
+        items.append(f"Target language explains {target:.1f} % of the variance in MT-CL (residual {resid:.1f} %; "
+                     "the reference's nested model).")
+    rho = _pick(tables, "ling_correlation", {"distance": "syntax_knn"}, "spearman_rho")
+    p = _pick(tables, "ling_correlation", {"distance": "syntax_knn"}, "spearman_p")
+    if rho is not None and p is not None:
+        items.append(f"Syntactic distance vs MT-CL Δ: Spearman ρ = {rho:.3f} (p {'< 0.001' if p < 1e-3 else f'= {p:.3g}'}).")
+    medians = tables.get("consistency_summary")
+    if isinstance(medians, pd.DataFrame) and not medians.empty:
+        m = medians[medians["variant"] == "model"]
+        if not m.empty:
+            items.append("Consistency Index medians (by model): " + ", ".join(
+                f"{r.regime} {r.median:.2f}" for r in m.itertuples()) + ".")
+    roles = tables.get("task_roles")
+    if isinstance(roles, pd.DataFrame) and not roles.empty and roles["donor"].notna().any():
+        items.append(f"Strongest task donor (CT-ML): {roles.loc[roles['donor'].idxmax(), 'task']}; largest "
+                     f"recipient: {roles.loc[roles['recipient'].idxmax(), 'task']}.")
+    return f'<ul class="findings">{"".join(f"<li>{escape(i)}</li>" for i in items)}</ul>' if items else ""
+
+
 # --- extra sections ----------------------------------------------------------------------------------
 def _extra_figures(figures) -> list[tuple[Path, str]]:
     out = []
@@ -257,8 +303,12 @@ def _anchor(text: str) -> str:
 
 # --- the document ------------------------------------------------------------------------------------
 def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *, title: str, study=None,
-                 extra_sections: Sequence[ExtraSection] = (), generated: _dt.datetime | None = None) -> str:
+                 extra_sections: Sequence[ExtraSection] = (), generated: _dt.datetime | None = None,
+                 tolerance: float = 0.0) -> str:
     """The report's HTML text (no I/O besides reading the PNGs it inlines)."""
+    from transfergrid.analysis.tables import definitions
+
+    defined = definitions(tolerance)
     pngs = {Path(p).stem: Path(p) for p in figures if Path(p).suffix.lower() == ".png" and Path(p).is_file()}
     generated = generated or _dt.datetime.now().astimezone()
     counts = _counts(study, tables)
@@ -269,6 +319,9 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
 
     body: list[str] = []
     nav: list[tuple[str, str]] = []
+    if isinstance(tables.get("uplift_summary"), pd.DataFrame) and not tables["uplift_summary"].empty:
+        body.append(f'<section class="headline">{_headline(tables.get("uplift_summary"), tables.get("uplift_intervals"))}'
+                    f'{_significance_note(tables)}{_findings(tables)}</section>')
     config = _configuration(study)
     if config:
         nav.append(("configuration", "Configuration"))
@@ -284,14 +337,13 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
             continue
         nav.append((anchor, heading))
         parts = [f'<h2 id="{anchor}">{escape(heading)}</h2><p class="note">{escape(intro)}</p>']
-        if anchor == "uplift":
-            parts.append(_headline(tables.get("uplift_summary"), tables.get("uplift_intervals")))
-            parts.append(_significance_note(tables))
         for spec in figs:
             parts.append(render_figure(pngs[spec.name], spec.title, spec.caption))
             placed_figures.add(spec.name)
         for table_name in present:
             parts.append(f"<h3>{escape(TABLE_TITLES.get(table_name, table_name))}</h3>")
+            if table_name in defined:
+                parts.append(f'<p class="definition">Definition: {escape(defined[table_name])}</p>')
             parts.append(render_table(table_name, tables[table_name]))
             placed_tables.add(table_name)
         body.append("".join(parts))
@@ -345,7 +397,7 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
 
 
 def write_report(out_dir: str | Path, tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
-                 title: str, study=None, extra_sections: Sequence[ExtraSection] = ()) -> Path:
+                 title: str, study=None, extra_sections: Sequence[ExtraSection] = (), tolerance: float = 0.0) -> Path:
     """Write out_dir/report.html (atomically: a temporary file renamed into place); returns its path.
 
     `figures`: PNG/SVG paths (the PNGs are inlined; names from `figures.FIGURES` get their captions).
@@ -355,7 +407,7 @@ def write_report(out_dir: str | Path, tables: Mapping[str, pd.DataFrame], figure
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = build_report(tables, figures, title=title, study=study, extra_sections=extra_sections)
+    text = build_report(tables, figures, title=title, study=study, extra_sections=extra_sections, tolerance=tolerance)
     path = out_dir / "report.html"
     tmp = out_dir / ".report.html.tmp"
     tmp.write_text(text, encoding="utf-8")

@@ -57,6 +57,9 @@ h3 { font-size: 16px; margin: 22px 0 6px; }
 nav { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; margin: 14px 0;
       display: flex; flex-wrap: wrap; gap: 4px 18px; }
 nav a { color: var(--accent); text-decoration: none; white-space: nowrap; }
+.headline { margin: 8px 0 18px; }
+.findings { margin: 6px 0 0 18px; padding: 0; line-height: 1.5; }
+.definition { font-size: 0.85em; color: #5a6570; margin: 2px 0 6px; font-style: italic; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 12px; margin: 12px 0; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
 .card .scope { font-weight: 600; color: var(--muted); font-size: 13px; text-transform: none; }
