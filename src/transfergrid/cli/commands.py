@@ -5,6 +5,7 @@ from transfergrid.cli import (  # noqa: F401
     data_cmd,
     eval_cmd,
     models_cmd,
+    plan_cmd,
     run_cmd,
     train_cmd,
 )

@@ -54,10 +54,17 @@ def run_command(
     data_dir: DataOpt = None,
     progress: Annotated[bool, Opt("--progress/--no-progress", help="progress bars")] = True,
     report: Annotated[bool, Opt("--report/--no-report", help="finish with the analysis report")] = True,
+    dry_run: Annotated[bool, Opt("--dry-run", help="print the plan (as `transfergrid plan`) and stop")] = False,
 ) -> None:
     """Plan the study's missing jobs, run them, export results.csv and the report."""
     from transfergrid.execute import execute
     from transfergrid.plan import TRAIN
+
+    if dry_run:
+        from transfergrid.cli.plan_cmd import show_plan
+
+        show_plan(study_path, out, data_dir)
+        return
 
     if executor not in ("local", "ray"):
         raise UserError(f"--executor {executor!r}: expected local or ray")
