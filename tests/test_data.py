@@ -303,12 +303,14 @@ def test_manifests_written_and_checked(tmp_path, data_dir):
     study = transfer_study(["arc_challenge"], ["en", "es"])
     data = StudyData(study, data_dir)
     written = data.write_manifests(tmp_path)
-    assert [p.name for p in written] == ["arc_challenge.json"]
-    assert json.loads(written[0].read_text())["test"] == data.manifest("arc_challenge")["test"]
+    assert [p.name for p in written] == ["arc_challenge.csv"]  # the reference's split,id format
+    lines = written[0].read_text().splitlines()
+    tests = [line.split(",", 1)[1].rsplit("/", 1)[1] for line in lines if line.startswith("test,")]
+    assert tests == data.manifest("arc_challenge")["test"]
     assert data.write_manifests(tmp_path) == []  # unchanged: nothing rewritten
-    stored = json.loads(written[0].read_text())
-    stored["test"][0] = "not-an-id"
-    written[0].write_text(json.dumps(stored))
+    first_test = lines.index(next(line for line in lines if line.startswith("test,")))
+    lines[first_test] = "test,not-an-id"
+    written[0].write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match="stored manifest does not match"):
         StudyData(study, data_dir, manifest_dir=tmp_path).manifest("arc_challenge")
     with pytest.raises(DataError, match="stored manifest does not match"):
