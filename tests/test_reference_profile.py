@@ -45,6 +45,21 @@ def test_arc_reference_text_on_the_manifests_first_test_item():
 
 
 @needs_data
+def test_arc_reference_text_keeps_the_references_quirks_on_three_and_five_options():
+    three = reference_training_text(_item("arc_challenge", "en", "train", "NYSEDREGENTS_2004_4_8"))
+    assert three.prompt == ("Question: Base your answers on the information below. One hot, summer day it rained "
+                            "very heavily. After the rain, a plastic pan on a picnic table had 2 cm of rainwater in "
+                            "it. Four hours later, all the rainwater in the pan was gone. If the day were cool "
+                            "instead of hot, the rainwater in the pan would have disappeared\nA) slower\nB) faster\n"
+                            "C) in the same amount of time\nD) None\nAnswer:")
+    assert three.target == " A"
+    five = _item("arc_challenge", "en", "test", "TIMSS_1995_8_N4")
+    text = reference_training_text(five)
+    assert len(five.choices) == 5 and text.target == " B"
+    assert text.prompt.endswith(f"\nD) {five.choices[3]}\nAnswer:") and five.choices[4] not in text.prompt
+
+
+@needs_data
 def test_global_mmlu_reference_text_on_a_real_item():
     text = reference_training_text(_item("global_mmlu_lite", "en", "test", "astronomy/test/58"))
     assert text.prompt == ("When traveling north from the United States into Canada you’ll see the North Star "

@@ -224,7 +224,21 @@ class ItemSource:
         return self.study.data.sources.get(task) or "data root"
 
     def _count(self, task: str, split: str) -> int:
+        """The split's size from the manifest file (no data needed), else from the split sizes."""
+        from transfergrid.data import manifests as files
+
         sp = self.study.splits
+        if self.data.manifest_files is not None:
+            try:
+                m = files.read_manifest_csv(files.manifest_path(self.data.manifest_files, task))
+            except UserError as exc:
+                self.unchecked.setdefault(f"manifest of {task}", str(exc))
+            else:
+                if split == "test":
+                    return len(m.test)
+                train, val = files.reference_validation_split(list(m.train), sp.validation_fraction,
+                                                              sp.validation_seed)
+                return len(val) if split == "validation" else len(train)
         n_train, n_test = sp.sizes(task)
         if split == "test":
             return n_test

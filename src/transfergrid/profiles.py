@@ -21,7 +21,11 @@ import copy
 import difflib
 from typing import Any
 
+from transfergrid.data import reference
 from transfergrid.errors import StudyError
+
+# The reference's manifests, relative to the data root (../shared/data/dnr_manifests here).
+MANIFESTS = "dnr_manifests"
 
 REFERENCE_COMMIT = "5869b712a7ad6211b6dbdd47a78d48e6cf6b92bd"
 
@@ -38,43 +42,22 @@ REFERENCE_MODELS = [
     ("gemma-3-4b-it", "google/gemma-3-4b-it"),
 ]
 
-# split_benchmarks.py SOURCES: the pools the manifests' ids were drawn from, pinned by revision.
-# (task, languages or "*", dataset, revision, splits the reference reads)
-REFERENCE_SOURCES = [
-    ("arc_challenge", "*", "alexandrainst/m_arc", "69b0991ee606079105c4f9e271bcc1fef0014e03", "train / test"),
-    ("global_mmlu_lite", "*", "CohereLabs/Global-MMLU-Lite", "36c2fd756f19ccf13a9a96c8e53ccecc02192b8b",
-     "dev / test"),
-    ("hellaswag", "ar-pt", "alexandrainst/m_hellaswag", "9d31dc982bd6285e081e3e3136332a38b9c1d7b7", "val"),
-    ("hellaswag", "zh", "richmondsin/m_hellaswag", "8d9642f16ae3031f7eddc3e3531b6ae58686d81a", "val"),
-    ("truthfulqa_mc1", "ar-zh except en", "alexandrainst/m_truthfulqa", "f0445d470f1925882b990f5f247fdcf288972f60",
-     "val"),
-    ("truthfulqa_mc1", "en", "Dr4kl3s/truthfulqa_en_aligned", "7332da38d96e69b5d6f2502cd45db3fe011b2f19",
-     "validation"),
-]
-
 # dataset_processors/*.py: `max_length` of each task's tokenisation.
 REFERENCE_MAX_LENGTHS = {"arc_challenge": 256, "global_mmlu_lite": 512, "hellaswag": 512, "truthfulqa_mc1": 128}
-
-# The reference's task names (dataset_processors, manifests) -> ours.
-REFERENCE_TASKS = {"arc_challenge": "arc_challenge", "global_mmlu": "global_mmlu_lite",
-                   "hellaswag": "hellaswag", "truthfulqa": "truthfulqa_mc1"}
 
 DONORS_RECIPIENTS: dict[str, Any] = {
     "seeds": [17, 42, 101],  # finetune.py EXPERIMENT_SEEDS
     "models": [{"id": i, "source": s, "dtype": "bfloat16"} for i, s in REFERENCE_MODELS],
     "grid": {
         "tasks": list(REFERENCE_MAX_LENGTHS),
-        "languages": ["ar", "bn", "de", "en", "es", "fr", "hi", "id", "it", "pt", "zh"],
+        "languages": list(reference.LANGUAGES),
     },
-    "data": {"sources": {
-        "arc_challenge": "hf:alexandrainst/m_arc",
-        "global_mmlu_lite": "hf:CohereLabs/Global-MMLU-Lite",
-        "hellaswag": "hf:alexandrainst/m_hellaswag",
-        "truthfulqa_mc1": "hf:alexandrainst/m_truthfulqa",
-    }},
-    # 300 train / 400 test (Global-MMLU 215 train), then 90/10 train/validation with seed 42.
-    "splits": {"train": 300, "test": 400, "validation_fraction": 0.1, "validation_seed": 42,
-               "per_task": {"global_mmlu_lite": {"train": 215}}},
+    # split_benchmarks.py SOURCES: the pools the manifests' ids come from, at its pinned revisions
+    "data": {"sources": dict(reference.SOURCES)},
+    # the reference's frozen ids (split_manifests/canonical, 300 train / 400 test, Global-MMLU 215
+    # train), here a folder of the data root; 90/10 train/validation by its rule (seed 42)
+    "splits": {"manifests": MANIFESTS, "train": 300, "test": 400, "validation_fraction": 0.1,
+               "validation_seed": 42, "per_task": {"global_mmlu_lite": {"train": 215}}},
     # HF Trainer defaults as finetune.py leaves them, plus its explicit arguments.
     "training": {
         "method": "lora", "rank": 32, "alpha": 64, "dropout": 0.0,
@@ -122,3 +105,17 @@ def apply_profile(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(name, str):
         raise StudyError(f"profile: expected a profile name (one of {', '.join(PROFILES)}), got {name!r}")
     return merge_under(get_profile(name), data)
+
+
+def profile_warnings(study, data_dir) -> list[str]:
+    """What a user of the reference profile should know about its data before running: whether its
+    TruthfulQA ids (row positions) pair the same question in every language (`data audit`)."""
+    if study.profile != "donors-recipients" or "truthfulqa_mc1" not in study.tasks:
+        return []
+    from transfergrid.data.audit import audit_study, summarize
+    from transfergrid.errors import UserError
+
+    try:
+        return summarize(audit_study(study, data_dir, tasks=["truthfulqa_mc1"]))
+    except UserError as exc:
+        return [f"truthfulqa_mc1: could not audit whether its ids pair the same questions: {exc}"]

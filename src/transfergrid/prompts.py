@@ -327,29 +327,31 @@ class ReferenceText:
 
 
 def _reference_letters(item: Item, n: int = 4) -> str | None:
-    """The gold letter among the first `n` options; None when the reference would skip the item
-    (its ARC reader drops answers outside A-D, and it never shows an option E)."""
-    return LETTERS[item.gold] if 0 <= item.gold < n and len(item.choices) >= n else None
+    """The gold letter among the first `n` options; None when the gold option is past them."""
+    return LETTERS[item.gold] if 0 <= item.gold < n else None
 
 
 def reference_training_text(item: Item) -> ReferenceText | None:
     """The reference's training example for `item`, or None where it skips the item."""
     task, c = item.task, item.choices
     if task == "arc_challenge":
+        # The reader skips answers outside A-D and never shows option_e; a 3-option item's missing
+        # option_d is None in the hub dataset, and the f-string prints it: "D) None".
         letter = _reference_letters(item)
         if letter is None:
             return None
+        c = tuple(c[:4]) + ("None",) * (4 - len(c))
         return ReferenceText(f"Question: {item.context.strip()}\nA) {c[0]}\nB) {c[1]}\nC) {c[2]}\nD) {c[3]}\nAnswer:",
                              " " + letter)
     if task == "global_mmlu_lite":
         letter = _reference_letters(item)
-        if letter is None:
+        if letter is None or len(c) != 4:
             raise DataError(f"Global-MMLU items have 4 options; got {len(c)}", item=item.id, field="choices")
         return ReferenceText(f"{item.context.strip()}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:",
                              " " + letter)
     if task == "hellaswag":
         letter = _reference_letters(item)
-        if letter is None:
+        if letter is None or len(c) != 4:
             raise DataError(f"HellaSwag items have 4 endings; got {len(c)}", item=item.id, field="choices")
         e = [okapi_preprocess(x) for x in c]
         return ReferenceText(f"{_hellaswag_query(item)}\nA) {e[0]}\nB) {e[1]}\nC) {e[2]}\nD) {e[3]}\nAnswer:",

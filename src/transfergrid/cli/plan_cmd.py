@@ -146,13 +146,16 @@ def show_plan(study_path: Path, out: Path | None = None, data_dir: Path | None =
     if (root / DB_NAME).is_file() and not unresolved:
         to_run = len(Store(root).missing(jobs))
     rows = _per_model_rows(est, study)
+    from transfergrid.profiles import profile_warnings
+
+    warnings = profile_warnings(study, data.root)
     report = {
         "study": study.name, "profile": study.profile, "counts": est.counts, "to_run": to_run,
         "tokens": {"train": est.total("train"), "eval": est.total() - est.total("train")},
         "models": rows, "compute_s": est.seconds,
         "wall_s": None if est.seconds is None else est.seconds / est.cost.gpus,
         "cost_basis": None if est.cost is None else est.cost.basis,
-        "unchecked": {**est.unchecked, **unresolved},
+        "unchecked": {**est.unchecked, **unresolved}, "warnings": warnings,
         "notes": (["the Hugging Face hub is unreachable: planned offline"] if offline else []) + est.notes,
     }
     if as_json:
@@ -197,6 +200,8 @@ def _print(report, est, cost) -> None:
     for why, whats in by_reason.items():
         console.print(f"[yellow]not checked[/] {escape(', '.join(whats))}: {escape(why)}",
                       highlight=False, soft_wrap=True)
+    for line in report["warnings"]:
+        console.print(f"[yellow]warning[/] {escape(line)}", highlight=False, soft_wrap=True)
     for note in report["notes"]:
         console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
 

@@ -69,6 +69,10 @@ def run_command(
     if executor not in ("local", "ray"):
         raise UserError(f"--executor {executor!r}: expected local or ray")
     study, store, data, data_root, jobs = _open(study_path, out, data_dir)
+    from transfergrid.profiles import profile_warnings
+
+    for line in profile_warnings(study, data_root):
+        log.warning(line)
     # the split manifests of this version of the study (another version writes its own)
     data.write_manifests(store.root / "artifacts" / "manifests" / study.content_hash())
     missing = store.missing(jobs)

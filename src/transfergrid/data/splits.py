@@ -73,6 +73,9 @@ class StudyData:
         self._origin: dict[str, dict[str, str]] = {}  # task -> item id -> raw split (first language)
         manifests = getattr(study.splits, "manifests", None) if study.kind == "transfer" else None
         self.manifest_files = Path(manifests) if manifests else None
+        if self.manifest_files is not None and not self.manifest_files.is_absolute():
+            # a study file's path is made absolute by load_study; a profile's is relative to the data root
+            self.manifest_files = self.root / self.manifest_files
 
     # --- raw items --------------------------------------------------------------------------
     def pool(self, task: str, lang: str) -> dict[str, Item]:
