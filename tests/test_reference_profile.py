@@ -182,6 +182,17 @@ def test_reference_training_runs_and_backs_off_on_out_of_memory(tmp_path, monkey
     assert result.train_size == 10 and result.steps == 2
 
 
+def test_training_limit_takes_the_first_items(tmp_path):
+    from transfergrid.models import load_model
+
+    spec = TrainingSpec(limit=4, rank=4, alpha=8, epochs=1, batch_size=2, max_lengths={"arc_challenge": 32},
+                        encoding="reference")
+    train, val = _items(10), _items(12)[10:]
+    result = train_mod.train_adapter(load_model("tiny:"), train, val, spec, seed=1, fmt="cloze",
+                                     out_dir=tmp_path / "a")
+    assert (result.train_size, result.val_size, result.steps) == (4, 1, 2)
+
+
 # --- the profile in a study file -------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ projection do not scale with N); say which basis an estimate used.
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -363,10 +364,9 @@ def estimate_study(study, data, jobs, *, cost: CostModel | None = None, sample: 
         size = sizes.get(job.model) or 1.0
         if job.kind == TRAIN:
             cells = _train_cells(study, job)
-            n_tr = sum(cell_tokens(job.model, c, "train")[0] for c in cells)
-            t_tr = sum(cell_tokens(job.model, c, "train")[1] for c in cells)
-            n_va = sum(cell_tokens(job.model, c, "validation")[0] for c in cells)
-            t_va = sum(cell_tokens(job.model, c, "validation")[1] for c in cells)
+            n_tr, t_tr = _limited([cell_tokens(job.model, c, "train") for c in cells], study.training.limit)
+            n_va, t_va = _limited([cell_tokens(job.model, c, "validation") for c in cells],
+                                  None if study.training.limit is None else math.ceil(study.training.limit / 9))
             tokens = epochs * (t_tr + t_va)
             seconds = None if cost is None else epochs * (cost.train_seconds(t_tr, size)
                                                           + cost.eval_seconds(t_va, size))
@@ -411,6 +411,14 @@ def estimate_study(study, data, jobs, *, cost: CostModel | None = None, sample: 
                          {m: ("tokenizer" if t is not None else f"bytes/{BYTES_PER_TOKEN:g}")
                           for m, t in tokenizers.items()},
                          notes, items.unchecked, cost)
+
+
+def _limited(parts: list[tuple[int, float]], limit: int | None) -> tuple[int, float]:
+    """(items, tokens) over cells, cut to the first `limit` items (at the cells' mean tokens per item)."""
+    n, tokens = sum(k for k, _ in parts), sum(t for _, t in parts)
+    if limit is not None and n > limit:
+        return limit, tokens * limit / n
+    return n, tokens
 
 
 def _train_cells(study, job) -> list[Cell]:

@@ -138,7 +138,9 @@ class TrainingSpec(_Spec):
     sampler: Literal["length_grouped", "random"] = Field(
         default="length_grouped", description="random: the HF Trainer's seeded random order (the reference)")
     auto_batch_size: bool = Field(
-        default=False, description="start at batch_size and halve it on out-of-memory (HF auto_find_batch_size)")
+        default=False, description="start at batch_size and shrink it on out-of-memory (HF auto_find_batch_size)")
+    limit: int | None = Field(default=None, ge=1, description="train on the first N training items (and the "
+                                                              "first ceil(N/9) validation items) of each source")
 
     def max_length_for(self, task: str) -> int:
         return self.max_lengths.get(task, self.max_length)

@@ -362,6 +362,8 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
     run leaves the given model as it was; full fine-tuning trains a copy. `meta` carries the job's
     identity into the metadata (study_hash, cells, data_manifest_hash, ...).
     """
+    if spec.limit is not None:  # a CPU-sized run: the first items, in the order the split gives
+        train_items, val_items = list(train_items)[:spec.limit], list(val_items)[:math.ceil(spec.limit / 9)]
     if spec.auto_batch_size:
         return train_with_batch_backoff(model, train_items, val_items, spec, seed=seed, fmt=fmt,
                                         chat_template=chat_template, out_dir=out_dir, meta=meta,
