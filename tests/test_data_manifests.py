@@ -14,6 +14,7 @@ from transfergrid.data.manifests import (
     read_manifest_csv,
     reference_order,
     reference_validation_split,
+    split_ids,
     write_manifest_csv,
 )
 from transfergrid.errors import DataError, UserError
@@ -94,6 +95,14 @@ def test_validation_split_is_the_references(ids):
 def test_reference_order_is_numeric_for_row_ids():
     assert reference_order(["10", "9", "100"]) == ["9", "10", "100"]
     assert reference_order(["b/10", "b/9"]) == ["b/10", "b/9"]
+
+
+def test_split_ids_without_data(dnr):
+    ids = split_ids(read_manifest_csv(dnr / "arc_challenge.csv"), "arc_challenge")
+    assert {k: len(v) for k, v in ids.items()} == {"train": 270, "validation": 30, "test": 400}
+    assert not any("/" in i for v in ids.values() for i in v)
+    tqa = split_ids(read_manifest_csv(dnr / "truthfulqa.csv"), "truthfulqa_mc1")
+    assert tqa["test"][:3] == ["0", "1", "3"]  # numeric truth_id order
 
 
 # --- the reference's manifests on the real files -----------------------------------------------
@@ -179,3 +188,10 @@ def load_study_text(tmp_path, splits: str):
     path.write_text('name = "s"\n[[models]]\nid = "m"\nsource = "bundled:x"\n'
                     f'[grid]\ntasks = ["arc_challenge"]\nlanguages = ["en"]\n{splits}', encoding="utf-8")
     return load_study(path)
+
+
+def test_relatedness_study_refuses_manifest_files(tmp_path):
+    study = parse_study({"name": "r", "kind": "relatedness", "models": MODEL, "splits": {"manifests": str(tmp_path)},
+                         "relatedness": {"source_languages": ["id"], "groups": {"related": ["ms"]}}})
+    with pytest.raises(UserError, match="splits.manifests: manifest files fix a transfer study"):
+        StudyData(study, tmp_path)

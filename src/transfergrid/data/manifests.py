@@ -134,3 +134,11 @@ def reference_validation_split(ids, fraction: float = 0.1, seed: int = 42) -> tu
     validation = [order[k] for k in permutation[:n_val]]
     train = [order[k] for k in permutation[n_val:]]
     return train, validation
+
+
+def split_ids(manifest: ManifestFile, task: str, fraction: float = 0.1, seed: int = 42) -> dict[str, list[str]]:
+    """Our item ids of a manifest file by split (train, validation, test), without reading any
+    data: validation by the reference's rule, test in the reference's order."""
+    train, validation = reference_validation_split(manifest.train, fraction, seed)
+    return {"train": [item_id(task, i) for i in train], "validation": [item_id(task, i) for i in validation],
+            "test": [item_id(task, i) for i in reference_order(manifest.test)]}

@@ -71,7 +71,10 @@ class StudyData:
         self.manifest_dir = Path(manifest_dir) if manifest_dir is not None else None
         self._manifests: dict[str, dict] = {}
         self._origin: dict[str, dict[str, str]] = {}  # task -> item id -> raw split (first language)
-        manifests = getattr(study.splits, "manifests", None) if study.kind == "transfer" else None
+        manifests = getattr(study.splits, "manifests", None)
+        if manifests and study.kind != "transfer":
+            raise UserError("splits.manifests: manifest files fix a transfer study's items; a relatedness "
+                            "study draws its own (remove the field)")
         self.manifest_files = Path(manifests) if manifests else None
         if self.manifest_files is not None and not self.manifest_files.is_absolute():
             # a study file's path is made absolute by load_study; a profile's is relative to the data root
@@ -159,11 +162,8 @@ class StudyData:
     def _from_file(self, task: str, manifest: files.ManifestFile) -> dict:
         """A transfer manifest from a `split,id` file; every id must exist in every language."""
         sp = self.study.splits
-        test = [files.item_id(task, i) for i in files.reference_order(manifest.test)]
-        train_file, val_file = files.reference_validation_split(manifest.train, sp.validation_fraction,
-                                                                sp.validation_seed)
-        train = [files.item_id(task, i) for i in train_file]
-        validation = [files.item_id(task, i) for i in val_file]
+        ids = files.split_ids(manifest, task, sp.validation_fraction, sp.validation_seed)
+        train, validation, test = ids["train"], ids["validation"], ids["test"]
         wanted = [*train, *validation, *test]
         missing = {}
         for lang in self.study.languages:
