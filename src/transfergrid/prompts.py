@@ -309,3 +309,54 @@ def preview(prompt: Prompt) -> str:
     for i, cont in enumerate(prompt.continuations):
         lines.append(f"{'*' if i == prompt.gold else ' '} {i}: {cont!r}")
     return "\n".join(lines)
+
+
+# --- the reference pipeline's training texts ------------------------------------------------
+# kdymkiewicz/Donors-and-Recipients, dataset_processors/*.py (docs/reference-profile.md). Training
+# there is not the evaluation prompt: three tasks list lettered options, TruthfulQA is a plain
+# question-answer text with the loss on every token.
+
+
+@dataclass(frozen=True)
+class ReferenceText:
+    """`prompt` + `target` (answer-only loss, `add_special_tokens=False`) or, when `target` is None,
+    one `prompt` text tokenised with special tokens and the loss on every non-pad token."""
+
+    prompt: str
+    target: str | None
+
+
+def _reference_letters(item: Item, n: int = 4) -> str | None:
+    """The gold letter among the first `n` options; None when the gold option is past them."""
+    return LETTERS[item.gold] if 0 <= item.gold < n else None
+
+
+def reference_training_text(item: Item) -> ReferenceText | None:
+    """The reference's training example for `item`, or None where it skips the item."""
+    task, c = item.task, item.choices
+    if task == "arc_challenge":
+        # The reader skips answers outside A-D and never shows option_e; a 3-option item's missing
+        # option_d is None in the hub dataset, and the f-string prints it: "D) None".
+        letter = _reference_letters(item)
+        if letter is None:
+            return None
+        c = tuple(c[:4]) + ("None",) * (4 - len(c))
+        return ReferenceText(f"Question: {item.context.strip()}\nA) {c[0]}\nB) {c[1]}\nC) {c[2]}\nD) {c[3]}\nAnswer:",
+                             " " + letter)
+    if task == "global_mmlu_lite":
+        letter = _reference_letters(item)
+        if letter is None or len(c) != 4:
+            raise DataError(f"Global-MMLU items have 4 options; got {len(c)}", item=item.id, field="choices")
+        return ReferenceText(f"{item.context.strip()}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:",
+                             " " + letter)
+    if task == "hellaswag":
+        letter = _reference_letters(item)
+        if letter is None or len(c) != 4:
+            raise DataError(f"HellaSwag items have 4 endings; got {len(c)}", item=item.id, field="choices")
+        e = [okapi_preprocess(x) for x in c]
+        return ReferenceText(f"{_hellaswag_query(item)}\nA) {e[0]}\nB) {e[1]}\nC) {e[2]}\nD) {e[3]}\nAnswer:",
+                             " " + letter)
+    if task == "truthfulqa_mc1":
+        return ReferenceText(f"Question: {item.context}\nAnswer: {c[item.gold]}", None)
+    raise UserError(f"the reference encoding covers arc_challenge, global_mmlu_lite, hellaswag and "
+                    f"truthfulqa_mc1, not {task!r} (item {item.id}); use training.encoding = 'default'")

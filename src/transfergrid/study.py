@@ -130,6 +130,20 @@ class TrainingSpec(_Spec):
     gradient_checkpointing: bool = Field(
         default=False, description="recompute activations in the backward pass: much less memory, "
                                    "about a third more time, the same adapter")
+    # The reference profile's training choices (docs/reference-profile.md); all go into job keys.
+    encoding: Literal["default", "reference"] = Field(
+        default="default", description="default: the evaluation prompt + gold continuation, answer-only loss; "
+                                       "reference: the reference pipeline's per-task prompts, lengths and loss masks")
+    max_lengths: dict[str, int] = Field(default_factory=dict, description="per task: max_length instead of the default")
+    sampler: Literal["length_grouped", "random"] = Field(
+        default="length_grouped", description="random: the HF Trainer's seeded random order (the reference)")
+    auto_batch_size: bool = Field(
+        default=False, description="start at batch_size and shrink it on out-of-memory (HF auto_find_batch_size)")
+    limit: int | None = Field(default=None, ge=1, description="train on the first N training items (and the "
+                                                              "first ceil(N/9) validation items) of each source")
+
+    def max_length_for(self, task: str) -> int:
+        return self.max_lengths.get(task, self.max_length)
 
 
 class EvaluationSpec(_Spec):
@@ -179,6 +193,8 @@ class RelatednessSpec(_Spec):
 
 class Study(_Spec):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    profile: str | None = Field(default=None, description="a named set of defaults (profiles.py), e.g. "
+                                                         "'donors-recipients'; explicit fields override it")
     kind: Literal["transfer", "relatedness"] = "transfer"
     description: str = ""
     output_dir: str | None = Field(default=None, description="default: runs/<name>")
@@ -341,6 +357,13 @@ def _format_error(err: dict) -> str:
 
 
 def parse_study(data: dict, source: str = "<study>") -> Study:
+    from transfergrid.errors import UserError
+    from transfergrid.profiles import apply_profile
+
+    try:
+        data = apply_profile(data)
+    except UserError as exc:
+        raise StudyError(f"{source}: {exc}") from None
     try:
         return Study.model_validate(data)
     except ValidationError as exc:

@@ -39,7 +39,7 @@ from typing import Any
 
 from transfergrid import devices
 from transfergrid.errors import DivergenceError, ModelError, UserError
-from transfergrid.prompts import PROMPT_VERSION, render
+from transfergrid.prompts import PROMPT_VERSION, reference_training_text, render
 from transfergrid.records import Item
 from transfergrid.scoring import encode_prompts
 from transfergrid.study import TrainingSpec
@@ -65,6 +65,9 @@ class Example:
 
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
+    # 1 = real token, 0 = padding; None: every token is real (examples padded per batch). Only the
+    # reference encoding sets it: its examples are padded to a fixed length, as the reference did.
+    attention: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -123,6 +126,82 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, generator) -
     return [batches[i] for i in order]
 
 
+def encode_items(tokenizer, items: Sequence[Item], spec: TrainingSpec, *, fmt: str,
+                 chat_template: bool = False) -> list[Example]:
+    """The training examples of `items` under `spec.encoding`, each task at its own max length."""
+    if spec.encoding == "reference":
+        return build_reference_examples(tokenizer, items, spec)
+    out: list[Example | None] = [None] * len(items)
+    for task in dict.fromkeys(it.task for it in items):
+        idx = [i for i, it in enumerate(items) if it.task == task]
+        encoded = build_examples(tokenizer, [items[i] for i in idx], fmt, chat_template=chat_template,
+                                 max_length=spec.max_length_for(task))
+        for i, e in zip(idx, encoded):
+            out[i] = e
+    return out  # type: ignore[return-value]
+
+
+# --- the reference pipeline's encoding (training.encoding = "reference") --------------------------
+
+
+def _reference_pad_id(tokenizer) -> int:
+    # utils.load_tokenizer: pad = pad, else eos, else unk
+    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
+        if tid is not None:
+            return int(tid)
+    raise ModelError("the reference encoding pads with the pad, eos or unk token; this tokenizer has none")
+
+
+def build_reference_examples(tokenizer, items: Sequence[Item], spec: TrainingSpec) -> list[Example]:
+    """dataset_processors/*.py, token for token: fixed-length examples padded to the task's max length.
+
+    ARC, Global-MMLU, HellaSwag: prompt and target (" A") tokenised separately without special
+    tokens (no BOS), concatenated, the *first* tokens dropped past max length, loss on the target's
+    tokens, right-padded. TruthfulQA: one text tokenised with special tokens (BOS where the tokenizer
+    adds one), truncated and padded by the tokenizer (its `truncation_side`, `padding_side`), loss on
+    every non-pad token. Items the reference skips (an ARC answer outside A-D) are dropped.
+    """
+    pad_id = _reference_pad_id(tokenizer)
+    examples = []
+    for it in items:
+        text = reference_training_text(it)
+        if text is None:
+            continue
+        n = spec.max_length_for(it.task)
+        if text.target is None:
+            examples.append(_reference_full_text(tokenizer, text.prompt, n, pad_id))
+            continue
+        prompt = tokenizer(text.prompt, add_special_tokens=False)["input_ids"]
+        target = tokenizer(text.target, add_special_tokens=False)["input_ids"]
+        ids = (list(prompt) + list(target))[-n:]
+        k = len(ids)
+        start = max(0, k - len(target))
+        labels = [IGNORE_INDEX] * start + ids[start:]
+        pad = n - k
+        examples.append(Example(tuple(ids + [pad_id] * pad), tuple(labels + [IGNORE_INDEX] * pad),
+                                tuple([1] * k + [0] * pad)))
+    return examples
+
+
+def _reference_full_text(tokenizer, text: str, n: int, pad_id: int) -> Example:
+    """TruthfulQA's `tokenizer(texts, padding="max_length", truncation=True, max_length=n)`."""
+    ids = list(tokenizer(text, truncation=True, max_length=n)["input_ids"])  # special tokens kept
+    pad = n - len(ids)
+    if getattr(tokenizer, "padding_side", "right") == "left":
+        return Example(tuple([pad_id] * pad + ids), tuple([IGNORE_INDEX] * pad + ids), tuple([0] * pad + [1] * len(ids)))
+    return Example(tuple(ids + [pad_id] * pad), tuple(ids + [IGNORE_INDEX] * pad), tuple([1] * len(ids) + [0] * pad))
+
+
+def random_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The HF Trainer's training order (accelerate's SeedableRandomSampler with data_seed = seed):
+    epoch e (0-based) is `torch.randperm(n)` from a generator seeded with seed + e, cut into
+    consecutive batches, the last one possibly short."""
+    import torch
+
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+    return [perm[k:k + batch_size] for k in range(0, n, batch_size)]
+
+
 def collate(examples: Sequence[Example], pad_id: int):
     """(input_ids, attention_mask, labels) right-padded to the longest example of the batch."""
     import torch
@@ -134,7 +213,7 @@ def collate(examples: Sequence[Example], pad_id: int):
     for b, e in enumerate(examples):
         n = len(e)
         ids[b, :n] = torch.tensor(e.input_ids)
-        mask[b, :n] = 1
+        mask[b, :n] = 1 if e.attention is None else torch.tensor(e.attention)
         labels[b, :n] = torch.tensor(e.labels)
     return ids, mask, labels
 
@@ -304,13 +383,24 @@ def _publish(staged: Path, out_dir: Path, scratch: Path) -> None:
 
 def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item], spec: TrainingSpec, *,
                   seed: int, fmt: str, chat_template: bool = False, out_dir: str | Path,
-                  meta: dict[str, Any] | None = None, progress=None, tokenizer=None) -> TrainResult:
+                  meta: dict[str, Any] | None = None, progress=None, tokenizer=None,
+                  micro_backoff: bool = True) -> TrainResult:
     """Train one adapter (or full fine-tune) on `train_items` and write it to `out_dir`.
+
+    Out of memory, the micro-batch halves and gradients accumulate (the result does not change);
+    `micro_backoff=False` lets the error through instead, for the reference's whole-run restart
+    (`spec.auto_batch_size`, `train_with_batch_backoff`).
 
     `model` is a source string, a `models.LoadedModel` or a plain model with `tokenizer=`. A LoRA
     run leaves the given model as it was; full fine-tuning trains a copy. `meta` carries the job's
     identity into the metadata (study_hash, cells, data_manifest_hash, ...).
     """
+    if spec.limit is not None:  # a CPU-sized run: the first items, in the order the split gives
+        train_items, val_items = list(train_items)[:spec.limit], list(val_items)[:math.ceil(spec.limit / 9)]
+    if spec.auto_batch_size:
+        return train_with_batch_backoff(model, train_items, val_items, spec, seed=seed, fmt=fmt,
+                                        chat_template=chat_template, out_dir=out_dir, meta=meta,
+                                        progress=progress, tokenizer=tokenizer)
     import torch
     from transformers import get_scheduler
 
@@ -324,8 +414,8 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
     _check_out_dir(out_dir)
     base, tokenizer, fingerprint, source, owned = _resolve_model(model, tokenizer)
     full = spec.method == "full"
-    train_ex = build_examples(tokenizer, train_items, fmt, chat_template=chat_template, max_length=spec.max_length)
-    val_ex = build_examples(tokenizer, val_items, fmt, chat_template=chat_template, max_length=spec.max_length)
+    train_ex = encode_items(tokenizer, train_items, spec, fmt=fmt, chat_template=chat_template)
+    val_ex = encode_items(tokenizer, val_items, spec, fmt=fmt, chat_template=chat_template)
     pad_id = _pad_id(tokenizer)
     device = next(base.parameters()).device
     weights_dtype = next(base.parameters()).dtype  # before full fine-tuning upcasts a copy
@@ -374,7 +464,8 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
         for epoch in range(1, spec.epochs + 1):
             net.train()
             tick = time.perf_counter()
-            batches = length_grouped_batches(lengths, spec.batch_size, generator)
+            batches = (random_batches(len(train_ex), spec.batch_size, seed, epoch - 1) if spec.sampler == "random"
+                       else length_grouped_batches(lengths, spec.batch_size, generator))
             epoch_loss, epoch_n = 0.0, 0
             for first in range(0, len(batches), spec.grad_accum):
                 group = batches[first:first + spec.grad_accum]
@@ -389,7 +480,7 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
                         raise DivergenceError(f"{exc} at step {step + 1} (epoch {epoch}, seed {seed}); "
                                               "lower the learning rate") from None
                     except Exception as exc:
-                        if not devices.is_oom(exc) or micro == 1:
+                        if not micro_backoff or not devices.is_oom(exc) or micro == 1:
                             raise
                     optimizer.zero_grad(set_to_none=True)
                     devices.release_memory()
@@ -465,6 +556,31 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
              _fmt(val_losses[best_epoch - 1]))
     return TrainResult(out_dir, cells, seed, len(train_ex), len(val_ex), train_losses, val_losses, best_epoch,
                        step, tokens, metadata["wall_time_s"], metadata["tokens_per_second"], metadata)
+
+
+# accelerate's find_executable_batch_size (behind the HF Trainer's auto_find_batch_size): after an
+# out-of-memory error the whole training restarts at int(0.9 x batch size) (accelerate 1.15 here;
+# releases before its PR #3650 halved). The job key holds the starting size; the metadata the used one.
+AUTO_BATCH_FACTOR = 0.9
+
+
+def train_with_batch_backoff(model, train_items, val_items, spec: TrainingSpec, **kwargs) -> TrainResult:
+    """`train_adapter` from `spec.batch_size` down, restarting with a smaller batch on out-of-memory."""
+    import torch
+
+    size = spec.batch_size
+    while True:
+        attempt = spec.model_copy(update={"batch_size": size, "auto_batch_size": False})
+        try:
+            return train_adapter(model, train_items, val_items, attempt, micro_backoff=False, **kwargs)
+        except torch.OutOfMemoryError:
+            smaller = int(size * AUTO_BATCH_FACTOR)
+            if smaller < 1:
+                raise ModelError(f"out of memory at batch size {size}: the model does not fit") from None
+            log.warning("out of memory at batch size %d; restarting the training at %d", size, smaller)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            size = smaller
 
 
 def _mkdirs(path: Path) -> Path:

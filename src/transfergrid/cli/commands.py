@@ -7,6 +7,7 @@ from transfergrid.cli import (  # noqa: F401
     eval_cmd,
     import_cmd,
     models_cmd,
+    plan_cmd,
     run_cmd,
     train_cmd,
 )

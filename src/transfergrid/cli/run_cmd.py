@@ -54,14 +54,25 @@ def run_command(
     data_dir: DataOpt = None,
     progress: Annotated[bool, Opt("--progress/--no-progress", help="progress bars")] = True,
     report: Annotated[bool, Opt("--report/--no-report", help="finish with the analysis report")] = True,
+    dry_run: Annotated[bool, Opt("--dry-run", help="print the plan (as `transfergrid plan`) and stop")] = False,
 ) -> None:
     """Plan the study's missing jobs, run them, export results.csv and the report."""
     from transfergrid.execute import execute
     from transfergrid.plan import TRAIN
 
+    if dry_run:
+        from transfergrid.cli.plan_cmd import show_plan
+
+        show_plan(study_path, out, data_dir)
+        return
+
     if executor not in ("local", "ray"):
         raise UserError(f"--executor {executor!r}: expected local or ray")
     study, store, data, data_root, jobs = _open(study_path, out, data_dir)
+    from transfergrid.profiles import profile_warnings
+
+    for line in profile_warnings(study, data_root):
+        log.warning(line)
     # the split manifests of this version of the study (another version writes its own)
     data.write_manifests(store.root / "artifacts" / "manifests" / study.content_hash())
     missing = store.missing(jobs)

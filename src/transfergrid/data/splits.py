@@ -76,6 +76,9 @@ class StudyData:
             raise UserError("splits.manifests: manifest files fix a transfer study's items; a relatedness "
                             "study draws its own (remove the field)")
         self.manifest_files = Path(manifests) if manifests else None
+        if self.manifest_files is not None and not self.manifest_files.is_absolute():
+            # a study file's path is made absolute by load_study; a profile's is relative to the data root
+            self.manifest_files = self.root / self.manifest_files
 
     # --- raw items --------------------------------------------------------------------------
     def pool(self, task: str, lang: str) -> dict[str, Item]:
