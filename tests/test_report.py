@@ -229,7 +229,7 @@ def test_report_counts_come_from_a_study(tables):
     study = parse_study({"name": "mini", "seeds": [1], "models": [{"id": "a", "source": "bundled:x"}],
                          "grid": {"tasks": ["arc_challenge"], "languages": ["en", "es"]}})
     text = build_report(tables, [], title="t", study=study)
-    assert "study mini" in text and "1 models" in text and "1 tasks" in text and "2 languages" in text
+    assert "study mini" in text and "<span>1 model</span>" in text and "<span>1 task</span>" in text and "2 languages" in text
     assert study.content_hash() in text
 
 

@@ -40,6 +40,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
     )
     # PEFT asks transformers 5 for a deprecated attribute on every adapter load: noise users can't act on.
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    # transformers 5 renames `past_key_values` to `cache`; the old name is the one every supported
+    # release accepts, so the scoring engine keeps it.
+    warnings.filterwarnings("ignore", message="`past_key_values` is deprecated", category=FutureWarning)
     for noisy in ("urllib3", "filelock", "httpx", "matplotlib", "PIL", "fsspec", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

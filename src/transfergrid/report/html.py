@@ -314,7 +314,7 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
     counts = _counts(study, tables)
     name = getattr(study, "name", None) or (study.get("name") if isinstance(study, Mapping) else None)
     meta = [f"study {name}"] if name else []
-    meta += [f"{v} {k}" for k, v in counts.items()]
+    meta += [f"{v} {k if v != 1 else k[:-1]}" for k, v in counts.items()]  # "1 model", "2 models"
     meta.append("generated " + generated.strftime("%Y-%m-%d %H:%M %Z").strip())
 
     body: list[str] = []
