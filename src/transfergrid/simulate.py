@@ -17,6 +17,7 @@ Fault injection (tests and benchmarks): `SimulatedWorker(faults={kind: [label su
 JSON of the same dict in $TRANSFERGRID_SIMULATE_FAULTS. Kinds: "raise" (the job raises),
 "nan" (a `DivergenceError`, as training's NaN guard raises), "corrupt_adapter" (training writes
 empty adapter weights), "exit" (the worker process dies mid-job, e.g. a Ray actor).
+$TRANSFERGRID_SIMULATE_SECONDS makes each training and each cell take that long (kill tests).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from transfergrid.records import Cell
 
 SIMULATED = "simulated:"
 FAULTS_ENV = "TRANSFERGRID_SIMULATE_FAULTS"
+SECONDS_ENV = "TRANSFERGRID_SIMULATE_SECONDS"  # how long each stand-in training / cell takes (default 0)
 
 
 def simulated_fingerprint(source: str) -> str:
@@ -96,11 +98,14 @@ class SimulatedWorker:
         if faults is None and os.environ.get(FAULTS_ENV):
             faults = json.loads(os.environ[FAULTS_ENV])
         self.faults = {kind: list(labels) for kind, labels in (faults or {}).items()}
+        self.seconds = float(os.environ.get(SECONDS_ENV) or 0)
 
     def _fault(self, job: Job, kind: str) -> bool:
         return any(m in job.label for m in self.faults.get(kind, ()))
 
     def _inject(self, job: Job) -> None:
+        if self.seconds:
+            time.sleep(self.seconds)
         if self._fault(job, "exit"):
             os._exit(17)  # the process dies mid-job, no clean-up (a killed Ray actor, an OOM kill)
         if self._fault(job, "raise"):
