@@ -122,24 +122,51 @@ def export_items(study, store, jobs: Sequence[Job] | None = None, data=None):
     """Every per-item score of the study's current evaluations, with model / variant / seed columns
     (variant 'base' or the adapter's source cell): the input of paired tests and item bootstraps."""
     import pandas as pd
+
+    table = items_table(study, store, jobs, data)
+    return pd.DataFrame() if table is None else table.to_pandas()
+
+
+def items_table(study, store, jobs: Sequence[Job] | None = None, data=None):
+    """`export_items` as one Arrow table (None if nothing is stored): no pandas objects per item,
+    so the paper's 21 million simulated item rows fit in a few hundred MB."""
+    import pandas as pd
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     jobs = _jobs(study, jobs, data)
     evals = {j.key: j for j in jobs if j.kind == EVAL}
     rows = store.cell_scores(evals)
     if rows.empty:
-        return pd.DataFrame()
+        return None
     paths = [str(store.root / p) for p in rows["items_path"]]
     # Parquet reads release the GIL: a few threads hide the per-file latency (52,668 files at paper size)
     with ThreadPoolExecutor(max_workers=8) as pool:
         tables = list(pool.map(pq.read_table, paths))
-    lengths = [t.num_rows for t in tables]
     table = pa.concat_tables(tables, promote_options="default")
-    front = pd.DataFrame({"model": np.repeat(rows["model"].to_numpy(), lengths),
-                          "variant": np.repeat(rows["variant"].to_numpy(), lengths),
-                          "seed": np.repeat(rows["seed"].to_numpy(), lengths)})
-    return pd.concat([front, table.to_pandas()], axis=1)
+    row_of_item = pa.array(np.repeat(np.arange(len(tables)), [t.num_rows for t in tables]))
+    seeds = pa.array([None if pd.isna(s) else int(s) for s in rows["seed"]], type=pa.int64())  # NaN: the base model
+    front = {"model": pa.array(rows["model"].astype(str)), "variant": pa.array(rows["variant"].astype(str)),
+             "seed": seeds}
+    for i, (name, values) in enumerate(front.items()):
+        table = table.add_column(i, name, pc.take(values, row_of_item))
+    return table
+
+
+def write_items(study, store, path, jobs: Sequence[Job] | None = None, data=None) -> int:
+    """Write `items_table` to `path` (Parquet, atomically); returns the number of rows (0: none)."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    table = items_table(study, store, jobs, data)
+    if table is None or table.num_rows == 0:
+        return 0
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return table.num_rows
 
 
 def _jobs(study, jobs, data):

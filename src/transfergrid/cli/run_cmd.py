@@ -102,13 +102,11 @@ def run_command(
 
 
 def _export(study, store, jobs, out_dir: Path):
-    from transfergrid.export import export_items, export_results
+    from transfergrid.export import export_results, write_items
 
     results = export_results(study, store, jobs)
     _write_csv(results, out_dir / "results.csv")
-    items = export_items(study, store, jobs)
-    if len(items):
-        _write_parquet(items, out_dir / "items.parquet")
+    write_items(study, store, out_dir / "items.parquet", jobs)
     console.print(f"wrote {out_dir / 'results.csv'} ({len(results)} rows)")
     return results
 
@@ -213,7 +211,7 @@ def export_command(
 ) -> None:
     """Write the released-CSV schema (one row per model, source cell, target cell) and items.parquet;
     for a relatedness study, the per-item frame (CSV) and every per-item record (items.parquet)."""
-    from transfergrid.export import export_items, export_results
+    from transfergrid.export import export_results, write_items
 
     if out.suffix != ".csv":
         raise UserError(f"--out {out}: expected a .csv file")
@@ -228,7 +226,5 @@ def export_command(
         return
     results = export_results(study, store, jobs)
     _write_csv(results, out)
-    items = export_items(study, store, jobs)
-    if len(items):
-        _write_parquet(items, out.with_name(out.stem + ".items.parquet"))
+    write_items(study, store, out.with_name(out.stem + ".items.parquet"), jobs)
     console.print(f"wrote {out} ({len(results)} rows)")
