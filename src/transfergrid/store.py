@@ -131,6 +131,7 @@ class Store:
         self.opened = time.time()
         self._db = self._connect()
         self._db.executescript(_SCHEMA)
+        self._checked: tuple | None = None  # (job keys, event cursor, keys missing) of the last `missing`
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
@@ -175,11 +176,26 @@ class Store:
         wanted = None if keys is None else set(keys)
         return {r["key"]: r for r in rows if wanted is None or r["key"] in wanted}
 
-    def missing(self, jobs: Sequence[Job]) -> list[Job]:
+    def missing(self, jobs: Sequence[Job], reuse: bool = False) -> list[Job]:
         """The jobs not done yet (in the given order), after checking that done work is intact:
         a done train job needs its verified adapter, a done eval job the Parquet of every cell.
         Bulk work, meant for the start of a run: two queries, one adapter check per done training
-        and one directory listing per task of a done evaluation."""
+        and one directory listing per task of a done evaluation. With `reuse`, an earlier check of
+        the same jobs by this instance counts if no job was finished or reset since (`run` counts
+        what is missing, then the executor starts: one check, not two)."""
+        keys = tuple(j.key for j in jobs)
+        if reuse and self._checked is not None and self._checked[0] == keys:
+            cursor, todo = self._checked[1], self._checked[2]
+            cursor, changed = self.changes(cursor)
+            if not changed:
+                self._checked = (keys, cursor, todo)
+                return [j for j in jobs if j.key in todo]
+        cursor = self.event_cursor()
+        out = self._check(jobs)
+        self._checked = (keys, cursor, {j.key for j in out})
+        return out
+
+    def _check(self, jobs: Sequence[Job]) -> list[Job]:
         status = {r[0]: r[1] for r in self._db.execute("SELECT key, status FROM jobs")}
         cells = self.committed_cells()
         out = []
@@ -241,13 +257,16 @@ class Store:
         """Send a done job back to pending (its artifacts were found broken)."""
         self._reset(key, why)
 
+    def event_cursor(self) -> int:
+        """The position of the last event (for `changes`)."""
+        return self._db.execute("SELECT MAX(rowid) FROM events").fetchone()[0] or 0
+
     def changes(self, since: int) -> tuple[int, list[tuple[str, str]]]:
         """(cursor, [(job key, 'done' | 'reset')]) of the events appended after `since` (0 = all):
         how a running executor learns what other processes finished, without re-reading the grid."""
         rows = self._db.execute("SELECT rowid, job_key, event FROM events WHERE rowid > ? "
                                 "AND event IN ('done', 'reset') ORDER BY rowid", (since,)).fetchall()
-        last = self._db.execute("SELECT MAX(rowid) FROM events").fetchone()[0] or 0
-        return max(last, since), [(r[1], r[2]) for r in rows]
+        return max(self.event_cursor(), since), [(r[1], r[2]) for r in rows]
 
     # --- leftovers of killed runs ------------------------------------------------------------
     def live_claims(self) -> set[str]:

@@ -33,8 +33,8 @@ class Schedule:
         self.jobs = list(jobs)
         self.by_key = {j.key: j for j in self.jobs}
         store.clean_leftovers()
-        self.cursor, _ = store.changes(0)
-        todo = store.missing(self.jobs)
+        self.cursor = store.event_cursor()
+        todo = store.missing(self.jobs, reuse=True)
         self.done = set(self.by_key) - {j.key for j in todo}
         self.todo: dict[str, dict[str, Job]] = {}  # base model source -> key -> job, plan order
         for job in todo:
