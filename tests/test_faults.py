@@ -162,3 +162,20 @@ def test_a_ray_actor_killed_mid_job(study, jobs, reference, tmp_path):
     finally:
         ray.shutdown()
     pd.testing.assert_frame_equal(export_results(study, Store(out), jobs), reference)
+
+
+def test_queries_per_job_do_not_grow_with_the_grid(tmp_path):
+    """The store's per-step work is O(1) queries: a grid three times larger costs the same number
+    of SQL statements per job (the old scheduler re-read every done job's cells at each step)."""
+    per_job = []
+    for n_models in (1, 3):
+        spec = {**STUDY, "models": [{"id": f"m{i}", "source": f"org/m{i}"} for i in range(n_models)]}
+        study = parse_study(spec)
+        jobs = simulated_jobs(study)
+        store = Store(tmp_path / f"grid{n_models}")
+        statements = []
+        store._db.set_trace_callback(statements.append)
+        summary = run_local(study, store, jobs, Path("."), progress=False, worker=SimulatedWorker(study))
+        assert summary.ok and len(summary.done) == len(jobs)
+        per_job.append(len(statements) / len(jobs))
+    assert per_job[1] <= per_job[0] * 1.1 and per_job[1] < 25, per_job
