@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -58,10 +59,11 @@ def test_every_benchmark_loads_and_renders(data_dir, task):
             for item in items:
                 assert item.task == task and item.lang == lang and item.context.strip()
                 if bench.generative:
-                    assert item.gold == -1 and float(item.meta["answer"]) == float(item.meta["answer"])
+                    assert item.gold == -1 and math.isfinite(float(item.meta["answer"]))
                 else:
                     assert 0 <= item.gold < len(item.choices) and all(c.strip() for c in item.choices)
-        render(items[0], "cloze")  # the prompt layer finds every meta key it needs
+        prompt = render(items[0], "cloze")  # the prompt layer finds every meta key it needs
+        assert prompt.context.strip() and len(prompt.continuations) == len(items[0].choices)
 
 
 def test_benchmark_properties():
@@ -303,12 +305,14 @@ def test_manifests_written_and_checked(tmp_path, data_dir):
     study = transfer_study(["arc_challenge"], ["en", "es"])
     data = StudyData(study, data_dir)
     written = data.write_manifests(tmp_path)
-    assert [p.name for p in written] == ["arc_challenge.json"]
-    assert json.loads(written[0].read_text())["test"] == data.manifest("arc_challenge")["test"]
+    assert [p.name for p in written] == ["arc_challenge.csv"]  # the reference's split,id format
+    lines = written[0].read_text().splitlines()
+    tests = [line.split(",", 1)[1].rsplit("/", 1)[1] for line in lines if line.startswith("test,")]
+    assert tests == data.manifest("arc_challenge")["test"]
     assert data.write_manifests(tmp_path) == []  # unchanged: nothing rewritten
-    stored = json.loads(written[0].read_text())
-    stored["test"][0] = "not-an-id"
-    written[0].write_text(json.dumps(stored))
+    first_test = lines.index(next(line for line in lines if line.startswith("test,")))
+    lines[first_test] = "test,not-an-id"
+    written[0].write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match="stored manifest does not match"):
         StudyData(study, data_dir, manifest_dir=tmp_path).manifest("arc_challenge")
     with pytest.raises(DataError, match="stored manifest does not match"):

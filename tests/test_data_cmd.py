@@ -62,6 +62,14 @@ def test_show_items_as_json(data_dir):
     assert record["id"] == "Mercury_SC_415719" and record["gold"] == 0 and len(record["choices"]) == 4
 
 
+def test_show_writes_json_lines_to_a_pipe(data_dir):
+    result = runner.invoke(commands.data_cmd.data_app, ["show", "arc_challenge", "es", "--split", "test",
+                                                        "--limit", "3", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["lang"] == "es" for line in lines)
+
+
 def test_show_prompt(data_dir):
     result = runner.invoke(commands.data_cmd.data_app, ["show", "belebele", "id", "--index", "0", "--prompt",
                                                         "--format", "numbers", "--data-dir", str(data_dir)])

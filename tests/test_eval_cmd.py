@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from transfergrid.models import LoadedModel
 from transfergrid.records import Item
 from transfergrid.scoring import score_items
 
@@ -46,10 +47,10 @@ def cli(tiny, monkeypatch):
     def load_model(source, **kwargs):
         if source != "tiny":
             raise ModelError(f"unknown model {source!r}")
-        return types.SimpleNamespace(model=copy.deepcopy(model), tokenizer=tok, fingerprint="tiny",
-                                     device="cpu", dtype="float32", source=source)
+        return LoadedModel(model=copy.deepcopy(model), tokenizer=tok, fingerprint="tiny",
+                           device="cpu", dtype="float32", source=source)
 
-    _patch(monkeypatch, "transfergrid.models", load_model=load_model, AdapterSet=None)
+    _patch(monkeypatch, "transfergrid.models", load_model=load_model)
     _patch(monkeypatch, "transfergrid.data", resolve_data_dir=lambda value=None, study=None: Path("."),
            load_items=lambda task, lang, split, data_dir, source=None: list(ITEMS))
 
@@ -105,7 +106,7 @@ def test_eval_with_adapter_matches_merged_model(cli, tiny, tmp_path):
     assert cli("eval", "-m", "tiny", "-t", "arc_challenge", "-l", "es", "--adapter", str(tmp_path / "adapter"),
                "-o", str(out)) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    for row, s in zip(rows, score_items(merged, tok, ITEMS, "cloze")):
+    for row, s in zip(rows, score_items(merged, tok, ITEMS, "cloze"), strict=True):
         assert row["loglik"] == pytest.approx(list(s.loglik), abs=1e-4)
 
 
@@ -124,6 +125,6 @@ def test_eval_errors_are_one_line_exit_2(cli, tmp_path, capsys):
     _lora(other, tmp_path / "other")
     assert cli(*args, "-m", "tiny", "--adapter", str(tmp_path / "other")) == 2
     err = capsys.readouterr().err
-    assert "does not fit base model tiny" in err and "size mismatch" in err and "Traceback" not in err
+    assert "other does not fit this base model" in err and "size mismatch" in err and "Traceback" not in err
     assert cli(*args, "-m", "tiny", "--format", "essay") == 2
     assert not (tmp_path / "x.jsonl").exists()

@@ -56,9 +56,9 @@ def assert_matches_harness(model, tok, items, fmt, chat, batch_tokens):
     scores = score_items(model, tok, items, fmt, chat_template=chat, batch_tokens=batch_tokens)
     prompts = [render(it, fmt, chat_template=chat, tokenizer=tok) for it in items]
     ref = harness_logliks(model, tok, prompts)
-    for s, r in zip(scores, ref):
+    for s, r in zip(scores, ref, strict=True):
         assert len(s.loglik) == len(r)
-        for ours, (theirs, greedy_theirs) in zip(s.loglik, r):
+        for ours, (theirs, greedy_theirs) in zip(s.loglik, r, strict=True):
             assert ours == pytest.approx(theirs, abs=1e-4)
         assert s.is_greedy == tuple(g for _, g in r)
     return scores
@@ -187,10 +187,10 @@ def test_score_variants_switches_peft_adapters_in_place(tiny):
     merged_a = merged_a.merge_and_unload()
 
     out = score_variants(peft_model, tok, [None, "first", "second"], ITEMS[:3], "letters")
-    for x, y in zip(out[None], base_scores):
+    for x, y in zip(out[None], base_scores, strict=True):
         assert x.loglik == pytest.approx(y.loglik, abs=1e-5)
     ref_a = score_items(merged_a, tok, ITEMS[:3], "letters")
-    for x, y in zip(out["first"], ref_a):
+    for x, y in zip(out["first"], ref_a, strict=True):
         assert x.loglik == pytest.approx(y.loglik, abs=1e-4)
     assert any(abs(x - y) > 1e-3 for s, t in zip(out["first"], out["second"]) for x, y in zip(s.loglik, t.loglik))
 
@@ -228,6 +228,6 @@ def test_unpacked_rows_for_kernels_without_custom_masks(tiny, monkeypatch):
     monkeypatch.setattr(model, "forward", forward)
     unpacked = score_items(model, tok, ITEMS + TQA, "cloze", batch_tokens=256)
     assert seen and set(seen) == {2}  # plain padding masks only
-    for a, b in zip(packed, unpacked):
+    for a, b in zip(packed, unpacked, strict=True):
         assert a.loglik == pytest.approx(b.loglik, abs=1e-4)
         assert a.is_greedy == b.is_greedy

@@ -176,7 +176,10 @@ def test_export_seed_statistics(tmp_path):
         for cell in job.targets:
             store.commit_cell(job, cell, {"n": 10, "acc": a, "acc_norm": an, "acc_bytes": a}, [{"id": "q"}])
     frame = export_results(study, store, jobs)
-    assert list(frame.columns) == COLUMNS and len(frame) == 2
+    from transfergrid.analysis.uncertainty import COLUMNS as EXTRA
+
+    # the released schema in its order, then the uncertainty columns (empty: these items have no scores)
+    assert list(frame.columns) == [*COLUMNS, *EXTRA] and len(frame) == 2 and frame[EXTRA].isna().all().all()
     arc = frame[frame.eval_dataset == "arc_challenge"].iloc[0]
     tqa = frame[frame.eval_dataset == "truthfulqa_mc1"].iloc[0]
     assert (arc.regime, tqa.regime) == ("MT-ML", "CT-ML")

@@ -6,6 +6,8 @@ Columns report the mean over seeds, the sample standard deviation (ddof = 1; NaN
 and the standard error std/√n. The base model is evaluated once per model (evaluation is
 deterministic) and counts as the same base score for every seed, so its std and SE are 0.
 Only rows of the current study's keys are read, so results of an edited study never mix in.
+After the released schema's columns (unchanged, in their order) come the per-cell uncertainty
+columns computed from the per-item scores (`append_uncertainty`, analysis/uncertainty.py).
 """
 
 from __future__ import annotations
@@ -62,9 +64,11 @@ def _stats(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, std, std / math.sqrt(n)
 
 
-def export_results(study, store, jobs: Sequence[Job] | None = None, data=None):
+def export_results(study, store, jobs: Sequence[Job] | None = None, data=None, *, items=None):
     """The released-CSV DataFrame of everything the store holds for this study (complete cells:
-    a (model, source, target) row needs the base score and at least one fine-tuned seed)."""
+    a (model, source, target) row needs the base score and at least one fine-tuned seed), followed
+    by the per-cell uncertainty columns (`append_uncertainty`; `items`: export_items' frame, read
+    from the store when not given)."""
     import pandas as pd
 
     jobs = _jobs(study, jobs, data)
@@ -115,7 +119,28 @@ def export_results(study, store, jobs: Sequence[Job] | None = None, data=None):
                 mean, std, se = _stats(values)
                 row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_se"] = mean, std, se
             rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if items is None:
+        items = export_items(study, store, jobs)
+    return append_uncertainty(frame, items, study)
+
+
+def append_uncertainty(results, items, study):
+    """`results` with the uncertainty columns of analysis/uncertainty.py appended after the released
+    schema (whose columns stay as they are): delta_p_value (exact McNemar), delta_ci_low /
+    delta_ci_high (paired item bootstrap, pp), delta_q_value (Benjamini-Hochberg over the grid),
+    delta_n_items, delta_n_improved, delta_n_harmed; empty where a cell has no per-item results."""
+    from transfergrid.analysis import uncertainty as U
+
+    out = results.copy()
+    if out.empty or not U.has_item_scores(items):
+        for column in U.COLUMNS:
+            out[column] = float("nan")
+        return out
+    # strict=False: a study still running may have adapter scores of a cell whose base is not in yet
+    cells = U.cell_uncertainty(items, lambda task: headline_uses_norm(study, task), strict=False)
+    cells = cells[[*U.KEYS, *U.COLUMNS]].astype({k: object for k in U.KEYS})
+    return out.astype({k: object for k in U.KEYS}).merge(cells, on=U.KEYS, how="left")[[*COLUMNS, *U.COLUMNS]]
 
 
 def export_items(study, store, jobs: Sequence[Job] | None = None, data=None):
@@ -156,11 +181,15 @@ def items_table(study, store, jobs: Sequence[Job] | None = None, data=None):
 
 def write_items(study, store, path, jobs: Sequence[Job] | None = None, data=None) -> int:
     """Write `items_table` to `path` (Parquet, atomically); returns the number of rows (0: none)."""
+    return write_table(items_table(study, store, jobs, data), path)
+
+
+def write_table(table, path) -> int:
+    """An `items_table` as Parquet at `path`, atomically; nothing for an empty one. Returns its rows."""
     import os
 
     import pyarrow.parquet as pq
 
-    table = items_table(study, store, jobs, data)
     if table is None or table.num_rows == 0:
         return 0
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -200,6 +200,15 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _mismatch_line(exc: BaseException) -> str:
+    """The informative line of an adapter load error (PyTorch puts the size mismatch on a later line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "size mismatch" in line or "not found" in line.lower() or "missing" in line.lower():
+            return line
+    return lines[0] if lines else type(exc).__name__
+
+
 def _classify(source: str) -> str:
     if source.startswith(BUNDLED_PREFIX):
         return "bundled"
@@ -424,7 +433,7 @@ class AdapterSet:
                 _strip_adapter_layers(self.base)  # a failed first load leaves injected layers behind
             elif name in self._peft.peft_config:
                 self._peft.delete_adapter(name)
-            raise ModelError(f"adapter {path} does not fit this base model: {_first_line(exc)}") from exc
+            raise ModelError(f"adapter {path} does not fit this base model: {_mismatch_line(exc)}") from exc
         self._peft.eval()
         self.activate(self.active)
 

@@ -99,6 +99,10 @@ class SplitSpec(_Spec):
     seed: int = Field(default=0, description="seed of the item selection for the manifests")
     per_task: dict[str, SplitOverride] = Field(
         default_factory=lambda: {"global_mmlu_lite": SplitOverride(train=215)})
+    manifests: str | None = Field(
+        default=None, description="directory of <task>.csv split manifests (split,id; relative to the study "
+                                  "file): fixed train / test ids instead of drawing them (train, test, seed, "
+                                  "per_task unused)")
 
     def sizes(self, task: str) -> tuple[int, int]:
         o = self.per_task.get(task)
@@ -252,6 +256,7 @@ class Study(_Spec):
     def content_hash(self) -> str:
         """A stable hash of everything that determines results (not the name or output dir)."""
         payload = self.model_dump(mode="json", exclude={"name", "description", "output_dir"})
+        payload["splits"].pop("manifests", None)  # where the files lie; their ids enter job keys
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -353,4 +358,7 @@ def load_study(path: str | Path) -> Study:
         raise StudyError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise StudyError(f"{path}: not a UTF-8 text file") from None
+    manifests = data.get("splits", {}).get("manifests") if isinstance(data.get("splits"), dict) else None
+    if isinstance(manifests, str) and manifests:  # relative to the study file, not the working directory
+        data["splits"]["manifests"] = str((path.parent / Path(manifests).expanduser()).resolve())
     return parse_study(data, str(path))

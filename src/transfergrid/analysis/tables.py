@@ -19,7 +19,7 @@ import pandas as pd
 
 from transfergrid.analysis import consistency as C
 from transfergrid.analysis import distance as distance_mod
-from transfergrid.analysis import matrices, rates, roles
+from transfergrid.analysis import intervals, matrices, rates, roles
 from transfergrid.analysis import variance as variance_mod
 from transfergrid.analysis.frame import ensure_prepared
 
@@ -40,17 +40,26 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "consistency": C.CONSISTENCY_COLUMNS,
     "consistency_summary": C.SUMMARY_COLUMNS,
     "ling_correlation": distance_mod.LING_COLUMNS,
+    "uplift_intervals": intervals.UPLIFT_INTERVAL_COLUMNS,
+    "significance_summary": intervals.SIGNIFICANCE_COLUMNS,
+    "role_intervals": intervals.ROLE_INTERVAL_COLUMNS,
+    "grid_significance": intervals.GRID_SIGNIFICANCE_COLUMNS,
 }
 TABLES = tuple(TABLE_COLUMNS)
 SUMMARY_TABLES = ("uplift_summary", "harm_breakdown", "language_roles", "task_roles", "curated_vs_translated",
-                  "variance_decomposition", "consistency_summary", "ling_correlation")
+                  "variance_decomposition", "consistency_summary", "ling_correlation", "uplift_intervals",
+                  "significance_summary", "role_intervals")
 
 
 def compute_tables(frame: pd.DataFrame, *, variance: bool = True, distance: bool = True,
-                   urielplus: bool = True, permutations: int = distance_mod.PERMUTATIONS) -> dict[str, pd.DataFrame]:
+                   urielplus: bool = True, permutations: int = distance_mod.PERMUTATIONS,
+                   items: pd.DataFrame | None = None, uses_norm=None) -> dict[str, pd.DataFrame]:
     """All tables by file stem (`TABLES` order). `variance=False` / `distance=False` leave those
-    tables empty; `urielplus=False` keeps only the lang2vec distances (URIEL+ takes ~20 s)."""
+    tables empty; `urielplus=False` keeps only the lang2vec distances (URIEL+ takes ~20 s).
+    `items` (export_items' per-item frame; `uses_norm`: task -> headline is acc_norm) gives the
+    role intervals and grid marks their item bootstrap and tests (intervals.py)."""
     df = ensure_prepared(frame)
+    paired = intervals.paired_or_none(items, uses_norm)
     steps: dict[str, Callable[[], pd.DataFrame]] = {
         "uplift_summary": lambda: rates.uplift_summary(df),
         "harm_breakdown": lambda: rates.harm_breakdown(df),
@@ -63,6 +72,10 @@ def compute_tables(frame: pd.DataFrame, *, variance: bool = True, distance: bool
         "language_matrix": lambda: matrices.language_matrix(df),
         "task_matrix": lambda: matrices.task_matrix(df),
         "consistency": lambda: C.consistency(df),
+        "uplift_intervals": lambda: intervals.uplift_intervals(df),
+        "significance_summary": lambda: intervals.significance_summary(df),
+        "role_intervals": lambda: intervals.role_intervals(df, paired),
+        "grid_significance": lambda: intervals.grid_significance(df, paired),
     }
     if variance:
         steps["variance_decomposition"] = lambda: variance_mod.variance_decomposition(df)

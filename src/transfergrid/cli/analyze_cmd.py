@@ -89,6 +89,40 @@ def _default_out(study, out: Path | None, what: str = "--out DIR") -> Path:
     raise UserError(f"with --results, give {what} for the tables, figures and report")
 
 
+def items_near(results: Path):
+    """The per-item results exported next to a results CSV (`run`: <dir>/items.parquet; `export`:
+    <stem>.items.parquet), only the columns the uncertainty analysis reads; None when absent."""
+    from transfergrid.analysis.uncertainty import ITEM_COLUMNS
+
+    for path in (results.with_name(results.stem + ".items.parquet"), results.parent / "items.parquet"):
+        if path.is_file() and (path.name != "items.parquet" or results.name == RESULTS_FILE):
+            import pyarrow.parquet as pq
+
+            names = set(pq.read_schema(path).names)
+            if not set(ITEM_COLUMNS) <= names:
+                return None
+            return pd.read_parquet(path, columns=[c for c in (*ITEM_COLUMNS, "correct_norm") if c in names])
+    return None
+
+
+def uncertainty_inputs(frame, results: Path, study=None) -> dict:
+    """compute_tables' `items` / `uses_norm` for a results CSV; says when intervals over items are
+    unavailable (a CSV without the uncertainty columns, such as the release)."""
+    from transfergrid.analysis.intervals import ITEMS_UNAVAILABLE, has_cell_uncertainty
+
+    items = items_near(results)
+    if not has_cell_uncertainty(frame) and items is None:
+        console.print(f"{results}: {ITEMS_UNAVAILABLE}; rates get Wilson intervals and donor / recipient "
+                      "scores intervals over models only", soft_wrap=True, highlight=False)
+    uses_norm = None
+    if study is not None:
+        from transfergrid.export import headline_uses_norm
+
+        def uses_norm(task: str) -> bool:
+            return headline_uses_norm(study, task)
+    return {"items": items, "uses_norm": uses_norm}
+
+
 # --- outputs ------------------------------------------------------------------------------------------
 def _publish(staging: Path, out: Path) -> None:
     """Move each finished entry of `staging` into `out`, replacing what was there (only our own
@@ -164,7 +198,7 @@ def analyze_command(
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory")
     frame = _read_frame(path)
-    tables = compute_tables(frame)
+    tables = compute_tables(frame, **uncertainty_inputs(frame, path, study))
     tables["ling_pairs"] = _ling_pairs(frame, tables.get("ling_correlation"))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
@@ -223,7 +257,7 @@ def report_command(
         from transfergrid.analysis.tables import compute_tables
 
         frame = _read_frame(results)
-        tables = compute_tables(frame)
+        tables = compute_tables(frame, **uncertainty_inputs(frame, results))
         header, title, source = _summary(frame, results), _title(None, results), out
     else:
         if study_file is not None:

@@ -2,8 +2,10 @@
 
 from transfergrid.cli import (  # noqa: F401
     analyze_cmd,
+    compare_cmd,
     data_cmd,
     eval_cmd,
+    import_cmd,
     models_cmd,
     run_cmd,
     train_cmd,

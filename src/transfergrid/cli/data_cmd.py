@@ -1,8 +1,9 @@
-"""Commands: `transfergrid data list | check | show`."""
+"""Commands: `transfergrid data list | check | show | audit`."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -60,9 +61,10 @@ def check_cmd(study_file: Annotated[Path, Arg(help="Study file (TOML).")], data_
         table.add_row(str(row.cell), str(row.train), str(row.validation), str(row.test), status)
     console.print(table)
     problems = list(dict.fromkeys(row.problem for row in rows if row.problem))
-    if problems:
+    if problems:  # one line per distinct problem (a manifest's missing ids: one line per task)
         n = sum(1 for row in rows if row.problem)
-        raise UserError(f"{n} of {len(rows)} cells have problems: " + " | ".join(problems))
+        sep = " " if len(problems) == 1 else "\n  "
+        raise UserError(f"{n} of {len(rows)} cells have problems:{sep}" + sep.join(problems))
     hashes = ", ".join(f"{task} {data.manifest_hash(task)}" for task in study.tasks)
     console.print(f"all {len(rows)} cells ok; manifests: {hashes}")
 
@@ -103,7 +105,11 @@ def show_cmd(
         for item in chosen:
             record = {"id": item.id, "task": item.task, "lang": item.lang, "context": item.context,
                       "choices": list(item.choices), "gold": item.gold, "meta": dict(item.meta)}
-            console.print_json(json.dumps(record, ensure_ascii=False))
+            line = json.dumps(record, ensure_ascii=False)
+            if sys.stdout.isatty():  # pretty for a person, one object per line for a pipe
+                console.print_json(line)
+            else:
+                sys.stdout.write(line + "\n")
         return
     from transfergrid.prompts import preview, render
 
@@ -118,3 +124,48 @@ def show_cmd(
         console.rule(f"{item.task}:{item.lang} {item.id}")
         console.print(preview(render(item, fmt, chat_template=chat_template, tokenizer=tokenizer)),
                       markup=False, highlight=False)
+
+
+@data_app.command("audit")
+def audit_cmd(
+    target: Annotated[Path, Arg(help="A study file (.toml) or a split,id manifest file (.csv).")],
+    task: Annotated[str | None, Opt("--task", help="The benchmark of a manifest file, e.g. truthfulqa_mc1.")] = None,
+    languages: Annotated[str | None, Opt("--languages", help="Comma-separated languages of a manifest file "
+                                                             "(default: every language of the benchmark).")] = None,
+    source: Annotated[str | None, Opt("--source", help="A data.sources value for a manifest file's benchmark "
+                                                       "(hf:... or a local copy in that layout).")] = None,
+    pivot: Annotated[str | None, Opt("--pivot", help="Compare every language with this one "
+                                                     "(default: en where present, else the first).")] = None,
+    strict: Annotated[bool, Opt("--strict", help="Exit 2 when any item differs from the pivot's.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """For every id, whether the items of the different languages are the same question
+    (number of choices, gold position, structure; TruthfulQA: mc1 / mc2 shapes)."""
+    from transfergrid.data import resolve_data_dir
+    from transfergrid.data.audit import audit_manifest, audit_study, summarize
+
+    if target.suffix == ".toml":
+        from transfergrid.study import load_study
+
+        study = load_study(target)
+        rows = audit_study(study, resolve_data_dir(data_dir, study), pivot=pivot)
+    else:
+        if task is None:
+            raise UserError(f"{target}: a manifest file needs --task, the benchmark its ids belong to")
+        langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
+        rows = audit_manifest(target, task, resolve_data_dir(data_dir), langs, source, pivot)
+    table = Table(title=f"parallel ids: {target.name}")
+    for col in ("task", "lang", "vs", "ids", "missing", "differ", "differ %", "e.g."):
+        table.add_column(col)
+    for r in rows:
+        share = f"{100 * r.differ / r.compared:.1f}" if r.compared else "-"
+        table.add_row(r.task, r.lang, r.pivot, str(r.ids), str(r.missing),
+                      f"[red]{r.differ}[/]" if r.differ else "0", share, ", ".join(r.examples))
+    console.print(table)
+    lines = summarize(rows)
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+    if not lines:
+        console.print("every id has the same structure in every language")
+    if strict and lines:
+        raise UserError(f"{len(lines)} task(s) with items that differ across languages (--strict)")

@@ -32,29 +32,10 @@ def _load_adapter(loaded, adapter: Path, model_source: str):
         raise ModelError(f"adapter {adapter}: no adapter_config.json (expected a PEFT LoRA adapter directory)")
     from transfergrid import models
 
-    adapter_set_cls = getattr(models, "AdapterSet", None)
-    try:
-        if adapter_set_cls is not None:
-            adapters = adapter_set_cls(loaded)
-            adapters.add("adapter", adapter)
-            adapters.activate("adapter")
-            return adapters
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(loaded.model, str(adapter), adapter_name="adapter").eval()
-    except UserError:
-        raise
-    except Exception as exc:  # shape mismatches, missing target modules: the adapter is for another base
-        raise ModelError(f"adapter {adapter} does not fit base model {model_source}: {_reason(exc)}") from exc
-
-
-def _reason(exc: Exception) -> str:
-    """The informative line of a load error (PyTorch puts the size mismatch on a later line)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for line in lines:
-        if "size mismatch" in line or "not found" in line.lower() or "missing" in line.lower():
-            return line
-    return lines[0] if lines else type(exc).__name__
+    adapters = models.AdapterSet(loaded)  # a base mismatch is a ModelError naming the adapter
+    adapters.add("adapter", adapter)
+    adapters.activate("adapter")
+    return adapters
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

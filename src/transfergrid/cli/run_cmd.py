@@ -102,13 +102,20 @@ def run_command(
 
 
 def _export(study, store, jobs, out_dir: Path):
-    from transfergrid.export import export_results, write_items
+    from transfergrid.export import export_results, items_table, write_table
 
-    results = export_results(study, store, jobs)
+    table = items_table(study, store, jobs)  # one read of the per-item files: uncertainty and items.parquet
+    results = export_results(study, store, jobs, items=_items_frame(table))
     _write_csv(results, out_dir / "results.csv")
-    write_items(study, store, out_dir / "items.parquet", jobs)
+    write_table(table, out_dir / "items.parquet")
     console.print(f"wrote {out_dir / 'results.csv'} ({len(results)} rows)")
     return results
+
+
+def _items_frame(table):
+    import pandas as pd
+
+    return pd.DataFrame() if table is None else table.to_pandas()
 
 
 def _write_csv(frame, path: Path) -> None:
@@ -140,8 +147,11 @@ def _report(study, out_dir: Path, results) -> None:
         from transfergrid.report.html import write_report
     except ImportError:
         return
+    from transfergrid.cli.analyze_cmd import uncertainty_inputs
+
     report_dir = out_dir / "report"
-    tables = compute_tables(prepare(read_results(out_dir / "results.csv")))
+    frame = prepare(read_results(out_dir / "results.csv"))
+    tables = compute_tables(frame, **uncertainty_inputs(frame, out_dir / "results.csv", study))
     write_tables(tables, report_dir / "tables")
     figures = write_figures(tables, report_dir / "figures")
     path = write_report(report_dir, tables, figures, title=f"Transfer study: {study.name}", study=study)
@@ -211,7 +221,7 @@ def export_command(
 ) -> None:
     """Write the released-CSV schema (one row per model, source cell, target cell) and items.parquet;
     for a relatedness study, the per-item frame (CSV) and every per-item record (items.parquet)."""
-    from transfergrid.export import export_results, write_items
+    from transfergrid.export import export_results, items_table, write_table
 
     if out.suffix != ".csv":
         raise UserError(f"--out {out}: expected a .csv file")
@@ -224,7 +234,8 @@ def export_command(
         _write_parquet(records, out.with_name(out.stem + ".items.parquet"))
         console.print(f"wrote {out} ({len(records)} item rows)")
         return
-    results = export_results(study, store, jobs)
+    table = items_table(study, store, jobs)
+    results = export_results(study, store, jobs, items=_items_frame(table))
     _write_csv(results, out)
-    write_items(study, store, out.with_name(out.stem + ".items.parquet"), jobs)
+    write_table(table, out.with_name(out.stem + ".items.parquet"))
     console.print(f"wrote {out} ({len(results)} rows)")

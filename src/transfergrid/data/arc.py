@@ -5,6 +5,7 @@ is one question in every language."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from transfergrid.data.base import (
@@ -13,12 +14,13 @@ from transfergrid.data.base import (
     make_items,
     read_json,
     read_jsonl,
-    source_rows,
 )
 from transfergrid.data.okapi import okapi_choice_item, okapi_languages
+from transfergrid.data.sources import source_rows
 from transfergrid.records import Item
 
 NAME = "arc_challenge"
+log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 AI2_FILES = {"train": "Train", "validation": "Dev", "test": "Test"}
 HF_SPLITS = {"train": ("train",), "validation": ("validation", "val"), "test": ("test",)}
@@ -39,9 +41,17 @@ def arc_id(raw: str) -> str:
     return raw.rsplit("/", 1)[-1]
 
 
-def _okapi(rows, path, lang: str) -> list[Item]:
-    return make_items((okapi_choice_item(row, path, NAME, lang, arc_id(RowReader(row, path).get("id")))
-                       for row in rows), path)
+def _okapi(rows, path, lang: str, skip_unlabelled: bool = False) -> list[Item]:
+    items = []
+    for row in rows:
+        item_id = arc_id(RowReader(row, path).get("id"))
+        if skip_unlabelled and str(row.get("answer") or "").strip() == "":
+            # a hub row without an answer (the reference's processor skips these too): the item
+            # does not exist in this language; a manifest naming it reports it missing
+            log.warning("%s: item %s has no answer; skipped", path, item_id)
+            continue
+        items.append(okapi_choice_item(row, path, NAME, lang, item_id))
+    return make_items(items, path)
 
 
 def _ai2(path: Path) -> list[Item]:
@@ -67,7 +77,7 @@ def _ai2(path: Path) -> list[Item]:
 def load(lang: str, split: str, root: Path, source: str | None) -> list[Item]:
     if source is not None:  # alexandrainst/m_arc: the Okapi layout, one config per language
         rows, where = source_rows(source, lang, HF_SPLITS[split], root)
-        return _okapi(rows, where, lang)
+        return _okapi(rows, where, lang, skip_unlabelled=True)
     if lang == "en":
         return _ai2(root / "ai2_arc" / f"ARC-Challenge-{AI2_FILES[split]}.jsonl")
     path = root / "okapi" / "m_arc" / f"{lang}_{split}.json"

@@ -1,6 +1,6 @@
-"""What every benchmark loader shares: the Benchmark record, file readers that fail with a
-located DataError, and the three kinds of source (the data root, a local copy of a Hugging Face
-dataset in its column layout, or `hf:owner/name` through `datasets`)."""
+"""What every benchmark loader shares: the Benchmark record and file readers that fail with a
+located DataError. Sources other than the data root (a local copy of a Hugging Face dataset in
+its column layout, or `hf:owner/name` through `datasets`) are in `sources.py`."""
 
 from __future__ import annotations
 
@@ -225,54 +225,3 @@ def unknown(kind: str, value: str, known: Iterable[str], what: str) -> UserError
     close = difflib.get_close_matches(value, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return UserError(f"{what}: unknown {kind} {value!r}{hint}; available: {', '.join(known) or 'none'}")
-
-
-def source_rows(source: str, lang: str, split_aliases: tuple[str, ...], root: Path) -> tuple[list[Row], str]:
-    """Rows of one (language, split) from `source`: `hf:owner/name` (config = language) or a local
-    copy of that dataset: DIR/{lang}/{split}.ext or DIR/{lang}_{split}.ext (json, jsonl, parquet).
-    Returns (rows, where) with `where` naming the file or dataset for error messages."""
-    if source.startswith("hf:"):
-        return _hf_rows(source[3:], lang, split_aliases), source
-    base = Path(source).expanduser()
-    if not base.is_absolute() and not base.exists():
-        base = root / base
-    if not base.is_dir():
-        raise UserError(f"data source {source!r}: no such directory (looked in {base})")
-    for split in split_aliases:
-        for name in (f"{lang}/{split}", f"{lang}_{split}", f"{split}/{lang}"):
-            for ext in (".jsonl", ".json", ".parquet"):
-                path = base / f"{name}{ext}"
-                if path.is_file():
-                    return read_table(path), str(path)
-    for ext in (".jsonl", ".json", ".parquet"):  # single-split datasets: one file per language
-        path = base / f"{lang}{ext}"
-        if path.is_file():
-            return read_table(path), str(path)
-    raise UserError(f"data source {base}: no file for language {lang!r}, split {split_aliases[0]!r} "
-                    f"(expected {lang}/{split_aliases[0]}.jsonl, .json or .parquet)")
-
-
-@lru_cache(maxsize=64)
-def _hf_dataset(name: str, config: str):
-    try:
-        import datasets
-    except ImportError:
-        raise UserError(f"hf:{name} needs the `datasets` package (pip install datasets)") from None
-    try:
-        return datasets.load_dataset(name, config)
-    except Exception as exc:  # noqa: BLE001 - offline, unknown config, gated: one line for the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"hf:{name} (config {config!r}) could not be loaded: {first} "
-                        f"(offline? point data.sources at a local copy instead)") from None
-
-
-def _hf_rows(name: str, config: str, split_aliases: tuple[str, ...]) -> list[Row]:
-    dataset = _hf_dataset(name, config)
-    for split in split_aliases:
-        if split in dataset:
-            rows = [dict(r) for r in dataset[split]]
-            for n, row in enumerate(rows, 1):
-                row["_line"] = n
-            return rows
-    raise UserError(f"hf:{name} (config {config!r}) has no split {split_aliases[0]!r}; "
-                    f"it has: {', '.join(dataset)}")

@@ -12,8 +12,8 @@ from transfergrid.data.base import (
     RowReader,
     make_items,
     read_jsonl,
-    source_rows,
 )
+from transfergrid.data.sources import source_rows
 from transfergrid.records import Item
 
 NAME = "global_mmlu_lite"

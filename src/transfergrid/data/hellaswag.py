@@ -1,14 +1,18 @@
 """HellaSwag, multilingual (Okapi's machine translations, as alexandrainst/m_hellaswag).
 
 No files of it are in the data root: it loads only from `data.sources.hellaswag`, either
-`hf:alexandrainst/m_hellaswag` or a local copy in that layout (`{ind, activity_label, ctx_a,
-ctx_b, endings, label}` per row; DIR/{lang}/validation.jsonl, .json or .parquet). Id = `ind`."""
+`hf:alexandrainst/m_hellaswag` (split `val`; the reference takes Chinese from
+richmondsin/m_hellaswag: `... zh=hf:richmondsin/m_hellaswag`) or a local copy in that layout
+(`{id, activity_label, ctx_a, ctx_b, endings, label}` per row, label a digit string such as
+" 2"; DIR/data/{lang}/val.jsonl as on the hub, or DIR/{lang}/validation.jsonl, .json, .parquet).
+Id = `id` (`hellaswag/validation/10004`, the reference's), else the original's `ind`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from transfergrid.data.base import Benchmark, RowReader, make_items, source_rows
+from transfergrid.data.base import Benchmark, RowReader, make_items
+from transfergrid.data.sources import source_rows
 from transfergrid.errors import UserError
 from transfergrid.records import Item
 
@@ -32,7 +36,7 @@ def load(lang: str, split: str, root: Path, source: str | None) -> list[Item]:
     items = []
     for n, row in enumerate(rows):
         r = RowReader(row, where)
-        raw_id = row.get("ind", row.get("id"))
+        raw_id = row.get("id", row.get("ind"))
         r.item = item_id = str(raw_id) if raw_id is not None else str(n)
         endings = r.get("endings", list)
         if len(endings) < 2 or not all(isinstance(e, str) for e in endings):

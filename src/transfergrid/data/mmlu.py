@@ -11,9 +11,9 @@ from transfergrid.data.base import (
     make_items,
     read_json,
     read_jsonl,
-    source_rows,
 )
 from transfergrid.data.okapi import okapi_choice_item, okapi_languages
+from transfergrid.data.sources import source_rows
 from transfergrid.records import Item
 
 NAME = "mmlu"

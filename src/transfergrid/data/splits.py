@@ -9,8 +9,14 @@ chosen passage by passage so that no passage of a test question appears in train
 other questions of every source language, pooled (optionally `train_items_per_language` each);
 validation is split from it by question id, so one question never sits on both sides.
 
-A manifest is a small JSON object of ids; its hash goes into job keys. A manifest stored with a
-run is used as it is (results were computed on it) after checking it against the data."""
+Manifest files (`[splits] manifests = "DIR"`, see `manifests.py`): a transfer study may instead
+take its train and test ids from `DIR/<task>.csv` in the reference's `split,id` format; every id
+must then exist in every language of the study. Validation always comes from train by the
+reference's rule (`reference_validation_split`: NumPy permutation, seed `validation_seed`).
+
+A manifest is a small JSON object of ids; its hash goes into job keys. A transfer manifest is
+written as `<task>.csv` (`split,id`), a relatedness one as `<task>.json`. A manifest stored with
+a run is used as it is (results were computed on it) after checking it against the data."""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from transfergrid.data import manifests as files
 from transfergrid.data.belebele import passage_key
 from transfergrid.data.registry import get_benchmark, load_items
 from transfergrid.errors import DataError, UserError
@@ -63,6 +70,12 @@ class StudyData:
         self.root = Path(data_dir)
         self.manifest_dir = Path(manifest_dir) if manifest_dir is not None else None
         self._manifests: dict[str, dict] = {}
+        self._origin: dict[str, dict[str, str]] = {}  # task -> item id -> raw split (first language)
+        manifests = getattr(study.splits, "manifests", None)
+        if manifests and study.kind != "transfer":
+            raise UserError("splits.manifests: manifest files fix a transfer study's items; a relatedness "
+                            "study draws its own (remove the field)")
+        self.manifest_files = Path(manifests) if manifests else None
 
     # --- raw items --------------------------------------------------------------------------
     def pool(self, task: str, lang: str) -> dict[str, Item]:
@@ -75,17 +88,18 @@ class StudyData:
                 if item.id in out:
                     raise DataError(f"id appears in two raw splits of {task}:{lang}", item=item.id, field="id")
                 out[item.id] = item
+                self._origin.setdefault(task, {}).setdefault(item.id, split)
         return out
 
     # --- manifests ----------------------------------------------------------------------------
     def manifest(self, task: str) -> dict:
         if task not in self._manifests:
-            stored = self._stored(task)
             fresh = self._relatedness_manifest(task) if self.study.kind == "relatedness" else self._transfer_manifest(task)
-            if stored is not None and stored != fresh:
+            path = self._manifest_path(task)
+            if path is not None and path.is_file() and not self._same(task, path, fresh):
                 raise DataError("stored manifest does not match the manifest the data and study give now "
                                 "(data files or split settings changed?); restore them or start a new output "
-                                "directory", file=self._manifest_path(task))
+                                "directory", file=path)
             self._manifests[task] = fresh
         return self._manifests[task]
 
@@ -93,32 +107,77 @@ class StudyData:
         return manifest_hash(self.manifest(task))
 
     def write_manifests(self, directory: str | Path) -> list[Path]:
-        """Write one `{task}.json` per task (atomically); an existing one must agree."""
+        """Write one manifest per task (atomically): `{task}.csv` in the reference's `split,id`
+        format for a transfer study (train = train + validation), `{task}.json` for a relatedness
+        study. An existing file must agree."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         written = []
         for task in self.study.tasks:
             manifest = self.manifest(task)
-            path = directory / f"{task}.json"
+            path = self._manifest_path(task, directory)
             if path.is_file():
-                if _read_manifest(path) != manifest:
+                if not self._same(task, path, manifest):
                     raise DataError("stored manifest does not match the manifest the data and study give now "
                                     "(data files or split settings changed?)", file=path)
                 continue
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-            tmp.replace(path)
+            if manifest["kind"] == "transfer":
+                train, test = self.file_ids(task)
+                files.write_manifest_csv(path, train, test)
+            else:
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+                tmp.replace(path)
             written.append(path)
         return written
 
-    def _manifest_path(self, task: str) -> Path | None:
-        return self.manifest_dir / f"{task}.json" if self.manifest_dir is not None else None
+    def file_ids(self, task: str) -> tuple[list[str], list[str]]:
+        """(train, test) of a transfer manifest as the reference writes them: its ids (ARC with
+        the raw split in front), train including validation, each in the reference's order."""
+        return self._file_ids(task, self.manifest(task))
 
-    def _stored(self, task: str) -> dict | None:
-        path = self._manifest_path(task)
-        return _read_manifest(path) if path is not None and path.is_file() else None
+    def _file_ids(self, task: str, m: dict) -> tuple[list[str], list[str]]:
+        origin = self._origin.get(task, {})
+        train = [files.file_id(task, i, origin.get(i)) for i in (*m["train"], *m["validation"])]
+        test = [files.file_id(task, i, origin.get(i)) for i in m["test"]]
+        return files.reference_order(train), files.reference_order(test)
+
+    def _manifest_path(self, task: str, directory: Path | None = None) -> Path | None:
+        directory = directory if directory is not None else self.manifest_dir
+        if directory is None:
+            return None
+        return directory / (f"{task}.json" if self.study.kind == "relatedness" else f"{task}.csv")
+
+    def _same(self, task: str, path: Path, manifest: dict) -> bool:
+        """Whether the stored file at `path` holds `manifest` (a CSV: the same train and test ids)."""
+        if path.suffix == ".json":
+            return _read_manifest(path) == manifest
+        stored = files.read_manifest_csv(path)
+        train, test = self._file_ids(task, manifest)
+        return sorted(stored.train) == sorted(train) and sorted(stored.test) == sorted(test)
+
+    def _from_file(self, task: str, manifest: files.ManifestFile) -> dict:
+        """A transfer manifest from a `split,id` file; every id must exist in every language."""
+        sp = self.study.splits
+        ids = files.split_ids(manifest, task, sp.validation_fraction, sp.validation_seed)
+        train, validation, test = ids["train"], ids["validation"], ids["test"]
+        wanted = [*train, *validation, *test]
+        missing = {}
+        for lang in self.study.languages:
+            pool = self.pool(task, lang)
+            gone = [i for i in wanted if i not in pool]
+            if gone:
+                missing[lang] = gone
+        if missing:
+            detail = ", ".join(f"{lang} {len(ids)} (e.g. {ids[0]})" for lang, ids in missing.items())
+            raise UserError(f"{task}: manifest {manifest.path}: ids missing from the data "
+                            f"(of {len(wanted)}, per language): {detail}")
+        return {"kind": "transfer", "task": task, "from": "file", "validation_fraction": sp.validation_fraction,
+                "validation_seed": sp.validation_seed, "train": train, "validation": validation, "test": test}
 
     def _transfer_manifest(self, task: str) -> dict:
+        if self.manifest_files is not None:
+            return self._from_file(task, files.read_manifest_csv(files.manifest_path(self.manifest_files, task)))
         sp = self.study.splits
         langs = self.study.languages
         n_train, n_test = sp.sizes(task)
@@ -131,9 +190,15 @@ class StudyData:
                             f"needed; lower splits.train / splits.test or drop a language")
         order = _shuffled(shared, f"{sp.seed}/{task}")
         test, train_all = order[:n_test], order[n_test:n_test + n_train]
-        train, validation = _split_validation(train_all, sp.validation_fraction, f"{sp.validation_seed}/{task}")
+        # validation as the reference draws it, over the ids a written manifest file would hold
+        origin = self._origin.get(task, {})
+        back = {files.file_id(task, i, origin.get(i)): i for i in (*train_all, *test)}
+        train_file, val_file = files.reference_validation_split(
+            [files.file_id(task, i, origin.get(i)) for i in train_all], sp.validation_fraction, sp.validation_seed)
+        test_file = files.reference_order(files.file_id(task, i, origin.get(i)) for i in test)
         return {"kind": "transfer", "task": task, "languages": sorted(langs), "seed": sp.seed,
-                "train": train, "validation": validation, "test": sorted(test)}
+                "train": [back[i] for i in train_file], "validation": [back[i] for i in val_file],
+                "test": [back[i] for i in test_file]}
 
     def _relatedness_manifest(self, task: str) -> dict:
         r, sp = self.study.relatedness, self.study.splits

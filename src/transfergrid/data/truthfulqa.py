@@ -13,15 +13,24 @@ Neither has ids, so ids come from content:
    similarity floor are left out: such an English item keeps an English-only id `tqa-en-NNNN`.
 Items that match nothing keep a language-only id and simply never enter a parallel split.
 
+From `data.sources` (the reference's hub datasets alexandrainst/m_truthfulqa and, for English,
+Dr4kl3s/truthfulqa_en_aligned, or local copies in their layouts) ids are the reference's
+`truth_id`: the row's 0-based position in the dataset (counted over its splits in order). That
+is how the reference pairs languages; whether a row index is one question in every language is
+what `transfergrid data audit` measures (it is not, for most rows: see docs/data.md).
+
 Upstream the correct mc1 choice is always first; choices are shuffled by a permutation seeded
-from the id, the same in every language, so that a listed format cannot learn "always A"."""
+from the id, the same in every language, so that a listed format cannot learn "always A".
+Every item's meta holds its `shape` (mc1 choices, mc2 choices, true mc2 choices) for the audit."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
 import random
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,8 +41,8 @@ from transfergrid.data.base import (
     _key,
     make_items,
     read_json,
-    source_rows,
 )
+from transfergrid.data.sources import source_rows
 from transfergrid.errors import DataError
 from transfergrid.records import Item
 
@@ -291,8 +300,47 @@ def _items(questions, ids: list[str], lang: str, where: object) -> list[Item]:
     items = []
     for q, item_id in zip(questions, ids):
         choices, gold = shuffled(item_id, q.mc1, q.gold)
-        items.append(Item(item_id, NAME, lang, q.question, choices, gold, {}))
+        items.append(Item(item_id, NAME, lang, q.question, choices, gold, {"shape": list(q.signature)}))
     return make_items(items, where)
+
+
+# --- the hub layouts ------------------------------------------------------------------------
+# truthfulqa_en_aligned keeps mc1_targets / mc2_targets as {choices, labels}, as a struct or as
+# the text pandas wrote for it, with NumPy arrays: "{'choices': array(['a', 'b'], dtype=object), ...}"
+_ARRAY = re.compile(r"array\((\[.*?\])(?:\s*,\s*dtype=[^)]*)?\)", re.DOTALL)
+
+
+def _targets(value, r: RowReader, field: str) -> tuple[list, list]:
+    """(choices, labels) of one mc1_targets / mc2_targets value in any of its stored forms."""
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(_ARRAY.sub(r"\1", value.strip()))
+        except (ValueError, SyntaxError):
+            raise r.error("expected a {choices, labels} mapping (unparseable text)", field) from None
+    if isinstance(value, dict) and set(value) >= {"choices", "labels"}:
+        choices, labels = list(value["choices"]), list(value["labels"])
+    elif isinstance(value, dict):  # the original mc_task.json: {choice text: label}
+        choices, labels = list(value), list(value.values())
+    else:
+        raise r.error(f"expected a {{choices, labels}} mapping, got {type(value).__name__}", field)
+    try:
+        return [str(c) for c in choices], [int(x) for x in labels]
+    except (TypeError, ValueError):
+        raise r.error("labels must be 0 or 1", field) from None
+
+
+def hub_question(row: Row, where: object) -> Question:
+    """One row of m_truthfulqa (`mc1_targets_choices`, ...) or of truthfulqa_en_aligned (`mc1_targets`)."""
+    if "mc1_targets_choices" in row:
+        return Question(row, where)
+    r = RowReader(row, where)
+    flat = {"question": row.get("question"), "_line": r.line}
+    for name in ("mc1", "mc2"):
+        field = f"{name}_targets"
+        if row.get(field) is None:
+            raise r.error("missing (expected the m_truthfulqa or truthfulqa_en_aligned layout)", field)
+        flat[f"{field}_choices"], flat[f"{field}_labels"] = _targets(row[field], r, field)
+    return Question(flat, where)
 
 
 # --- benchmark ------------------------------------------------------------------------------
@@ -306,12 +354,10 @@ def splits(lang: str, root: Path) -> list[str]:
 
 
 def load(lang: str, split: str, root: Path, source: str | None) -> list[Item]:
-    if source is not None:
-        # alexandrainst/m_truthfulqa: the Okapi layout per language, without ids; a row's id is
-        # its position (the HF copy keeps one order per language, not a cross-language id).
+    if source is not None:  # the reference's truth_id: the row's position
         rows, where = source_rows(source, lang, ("val", "validation"), root)
-        questions = [Question(row, where) for row in rows]
-        return _items(questions, [f"tqa-{lang}-{j:04d}" for j in range(len(questions))], lang, where)
+        questions = [hub_question(row, where) for row in rows]
+        return _items(questions, [str(row["_row"]) for row in rows], lang, where)
     path = root / ENGLISH if lang == "en" else root / FOLDER / f"{lang}_validation.json"
     if not path.is_file():
         raise DataError("file not found", file=path)

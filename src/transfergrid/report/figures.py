@@ -159,6 +159,32 @@ def grid_heatmap(grid: pd.DataFrame):
     return fig
 
 
+def mark_significant(ax, matrix: pd.DataFrame, significance: pd.DataFrame) -> int:
+    """A dot on each heatmap cell whose change is significant (grid_significance: source, target,
+    significant); returns how many were marked."""
+    matrix = as_matrix(matrix)
+    rows = {str(r): i for i, r in enumerate(matrix.index)}
+    cols = {str(c): j for j, c in enumerate(matrix.columns)}
+    hits = significance.loc[significance["significant"].astype(str).str.lower() == "true"]
+    points = [(cols[t], rows[s]) for s, t in zip(hits["source"].astype(str), hits["target"].astype(str))
+              if s in rows and t in cols]
+    if points:
+        xs, ys = zip(*points)
+        size = max(3.0, min(22.0, 900.0 / max(matrix.shape) ** 1.5))
+        # in the cell's upper-right corner, clear of the value printed in its centre
+        ax.scatter(np.asarray(xs) + 0.3, np.asarray(ys) - 0.3, s=size, c="black", marker="o",
+                   edgecolors="white", linewidths=0.4, zorder=3)
+    return len(points)
+
+
+def grid_heatmap_marked(grid: pd.DataFrame, grid_significance: pd.DataFrame | None = None):
+    """The grid heatmap, with a dot where the change is significant when tests are available."""
+    fig = grid_heatmap(grid)
+    if isinstance(grid_significance, pd.DataFrame) and not grid_significance.empty:
+        mark_significant(fig.axes[0], grid, grid_significance)
+    return fig
+
+
 def language_heatmap(matrix: pd.DataFrame):
     return matrix_heatmap(matrix, title=f"Language → language transfer (MT-CL), mean {style.DELTA_LABEL}",
                           xlabel="target language", ylabel="source language")
@@ -485,6 +511,7 @@ class FigureSpec:
     title: str
     caption: str
     section: str
+    optional: tuple[str, ...] = ()  # tables passed as keywords when present and non-empty
 
 
 FIGURES: tuple[FigureSpec, ...] = (
@@ -492,12 +519,14 @@ FIGURES: tuple[FigureSpec, ...] = (
                "Left: mean Δ (bars; blue = gain, red = loss) and median Δ (diamonds) per regime, in percentage "
                "points against the base model. Right: the share of cells that gain (Δ > 0) and that are harmed "
                "(Δ ≤ −1 pp). 'transfer' pools every cell except the source cell itself (MT-ML).", "uplift"),
-    FigureSpec("grid_heatmap", ("grid_matrix",), grid_heatmap, "The full transfer grid",
+    FigureSpec("grid_heatmap", ("grid_matrix",), grid_heatmap_marked, "The full transfer grid",
                "Each row is a source cell (the task and language an adapter was trained on), each column a target "
                "cell; colour is the mean Δ over models and seeds (blue = gain, red = loss, grey = not measured). "
                "Black lines separate tasks, so diagonal blocks are same-task transfer. The colour scale is "
-               "symmetric around zero and clipped at the 98th percentile of |Δ| (arrow ends on the colour bar).",
-               "matrices"),
+               "symmetric around zero and clipped at the 98th percentile of |Δ| (arrow ends on the colour bar). "
+               "Where per-item results exist, a black dot in a cell's corner marks a change that is significant (exact sign "
+               "test on the item differences averaged over seeds and models, Benjamini-Hochberg FDR 5 % across "
+               "the grid).", "matrices", optional=("grid_significance",)),
     FigureSpec("language_heatmap", ("language_matrix",), language_heatmap, "Language → language (MT-CL)",
                "Mean Δ when training on one language (row) and evaluating the same task in another language "
                "(column), averaged over tasks and models. Read a row for a language's strength as a donor, a "
@@ -569,5 +598,6 @@ def write_figures(tables: Mapping[str, pd.DataFrame], figures_dir: str | Path) -
         if not all(_usable(t) for t in needed):
             log.debug("figure %s skipped: table %s empty or missing", spec.name, ", ".join(spec.needs))
             continue
-        paths += save_figure(spec.build(*needed), figures_dir, spec.name)
+        extra = {key: tables[key] for key in spec.optional if _usable(tables.get(key))}
+        paths += save_figure(spec.build(*needed, **extra), figures_dir, spec.name)
     return paths

@@ -23,12 +23,13 @@ from transfergrid.report.figures import FIGURES, FIGURES_BY_NAME
 
 # (anchor, heading, tables shown in it, one-line introduction)
 SECTIONS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
-    ("uplift", "Uplift and harm", ("uplift_summary", "harm_breakdown"),
+    ("uplift", "Uplift and harm", ("uplift_summary", "uplift_intervals", "significance_summary", "harm_breakdown"),
      ("Δ is the change of the headline score against the base model, in percentage points; win = Δ > 0, "
       "harm = Δ ≤ −1 pp. The breakdown is over MT-CL cells.")),
-    ("matrices", "Transfer matrices", ("language_matrix", "task_matrix", "grid_matrix"),
+    ("matrices", "Transfer matrices", ("language_matrix", "task_matrix", "grid_matrix", "grid_significance"),
      "Mean Δ from each source (rows) to each target (columns)."),
-    ("roles", "Donors and recipients", ("language_roles", "task_roles", "family_roles", "curated_vs_translated"),
+    ("roles", "Donors and recipients", ("language_roles", "task_roles", "role_intervals", "family_roles",
+                                        "curated_vs_translated"),
      ("Donor score: mean Δ a source gives; recipient score: mean Δ a target receives; averaged per model, "
       "then across models (SE across models).")),
     ("on_off", "On-task vs off-task", ("on_off_task",),
@@ -50,6 +51,10 @@ TABLE_TITLES = {
     "variance_decomposition": "Variance components", "consistency": "Consistency index per source",
     "consistency_summary": "Consistency summary", "ling_correlation": "Correlation with linguistic distance",
     "ling_pairs": "Language pairs",
+    "uplift_intervals": "Win and harm rates with 95 % Wilson intervals",
+    "significance_summary": "Cells that changed significantly (Benjamini-Hochberg FDR)",
+    "role_intervals": "Donor and recipient scores with 95 % bootstrap intervals",
+    "grid_significance": "Significance of each grid cell",
 }
 
 MAX_ROWS = 25  # longer tables show their head; the full table is in the downloads
@@ -182,7 +187,28 @@ def _configuration(study) -> list[tuple[str, str]]:
     return [(str(k), _flat(v)) for k, v in data.items() if v not in (None, "", [], {})]
 
 
-def _headline(summary: pd.DataFrame | None) -> str:
+def _interval(intervals: pd.DataFrame | None, scope: str, rate: str) -> str:
+    """' [low, high]' of a rate from the uplift_intervals table, or ''."""
+    if intervals is None or intervals.empty or f"{rate}_ci_low" not in intervals:
+        return ""
+    row = intervals.loc[intervals["scope"].astype(str) == scope]
+    if row.empty or pd.isna(row.iloc[0][f"{rate}_ci_low"]):
+        return ""
+    return f" [{float(row.iloc[0][f'{rate}_ci_low']):.1f}, {float(row.iloc[0][f'{rate}_ci_high']):.1f}]"
+
+
+def _significance_note(tables: Mapping[str, pd.DataFrame]) -> str:
+    """The line 'k of n transfer cells changed significantly (FDR 5 %), of which h harmful', or why
+    there is none."""
+    from transfergrid.analysis.intervals import ITEMS_UNAVAILABLE, significance_line
+
+    line = significance_line(tables.get("significance_summary"))
+    if line:
+        return f'<p class="significance"><b>{escape(line)}.</b></p>'
+    return f'<p class="note">{escape(ITEMS_UNAVAILABLE[0].upper() + ITEMS_UNAVAILABLE[1:])}.</p>'
+
+
+def _headline(summary: pd.DataFrame | None, intervals: pd.DataFrame | None = None) -> str:
     if summary is None or summary.empty or "scope" not in summary:
         return ""
     table = summary.assign(scope=summary["scope"].astype(str)).set_index("scope")
@@ -197,8 +223,10 @@ def _headline(summary: pd.DataFrame | None) -> str:
             parts.append(f"median {float(row['median']):+.2f}")
         if "n" in row and pd.notna(row["n"]):
             parts.append(f"{int(row['n']):,} cells")
-        win = "" if pd.isna(row.get("win_rate", np.nan)) else f'<span class="win">win {float(row["win_rate"]):.1f}%</span>'
-        harm = "" if pd.isna(row.get("harm_rate", np.nan)) else f'<span class="harm">harm {float(row["harm_rate"]):.1f}%</span>'
+        win = "" if pd.isna(row.get("win_rate", np.nan)) else (
+            f'<span class="win">win {float(row["win_rate"]):.1f}%{_interval(intervals, scope, "win")}</span>')
+        harm = "" if pd.isna(row.get("harm_rate", np.nan)) else (
+            f'<span class="harm">harm {float(row["harm_rate"]):.1f}%{_interval(intervals, scope, "harm")}</span>')
         cards.append(f'<div class="card"><div class="scope">{escape(scope)}{" (all transfer cells)" if scope == "transfer" else ""}</div>'
                      f'<div class="value">{escape(value)}</div><div class="rates">{win} · {harm}</div>'
                      f'<div class="note">{escape(" · ".join(parts))}</div></div>')
@@ -257,7 +285,8 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
         nav.append((anchor, heading))
         parts = [f'<h2 id="{anchor}">{escape(heading)}</h2><p class="note">{escape(intro)}</p>']
         if anchor == "uplift":
-            parts.append(_headline(tables.get("uplift_summary")))
+            parts.append(_headline(tables.get("uplift_summary"), tables.get("uplift_intervals")))
+            parts.append(_significance_note(tables))
         for spec in figs:
             parts.append(render_figure(pngs[spec.name], spec.title, spec.caption))
             placed_figures.add(spec.name)
