@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
 STUDY = REPO / "examples" / "donors-recipients.toml"
 WINDOW = 200  # jobs averaged at the start and at the end of the grid
 
@@ -185,12 +186,37 @@ def run_ray_grid(path: Path, out: Path, cpus: int) -> None:
     print(f"ray ({cpus} actors): run {run_s:.1f} s = {len(jobs) / run_s:.1f} jobs/s")
 
 
+def concurrent_runs(path: Path, out: Path, runners: int) -> None:
+    """`runners` processes run the same grid at once: every job must be claimed and done once."""
+    from kill_resume import check_store, command, env
+
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    procs = [subprocess.Popen(command(path, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+             for _ in range(runners)]
+    codes = [p.wait() for p in procs]
+    took = time.perf_counter() - start
+    assert codes == [0] * runners, codes
+    counts = check_store(out)
+    import sqlite3
+
+    con = sqlite3.connect(out / "transfergrid.sqlite")
+    per_worker = con.execute("SELECT worker, COUNT(*) FROM events WHERE event = 'done' GROUP BY worker").fetchall()
+    con.close()
+    print(f"{runners} concurrent runners: {took:.1f} s (each exports at its end); {counts['jobs']} jobs done once "
+          f"each, {counts['cells']} cells committed once each, {counts['claims']} claims "
+          f"({counts['jobs_claimed_more_than_once']} jobs claimed twice); jobs done per runner: "
+          f"{sorted(n for _, n in per_worker)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=int, default=9, help="models of the paper's grid to keep (default: all 9)")
     ap.add_argument("--out", type=Path, help="output directory (default: a temporary one, removed)")
     ap.add_argument("--ray", action="store_true", help="also run the grid on a local Ray cluster")
     ap.add_argument("--ray-only", action="store_true", help="only the Ray run")
+    ap.add_argument("--runners", type=int, default=0,
+                    help="only this many concurrent `run --simulate` processes on one store, then check it")
     ap.add_argument("--ray-cpus", type=int, default=2)
     ap.add_argument("--analyze", action="store_true", help="also time `transfergrid analyze` on the export")
     args = ap.parse_args()
@@ -198,6 +224,9 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     try:
         path = study_file(args.models, root)
+        if args.runners:
+            concurrent_runs(path, root / "concurrent", args.runners)
+            return
         if args.ray_only:
             shutil.rmtree(root / "ray", ignore_errors=True)
             run_ray_grid(path, root / "ray", args.ray_cpus)
