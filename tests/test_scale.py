@@ -127,7 +127,7 @@ def test_four_runner_processes_share_the_grid(study, reference, tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
     counts = kr.check_store(out)
     assert counts["jobs"] == N_JOBS and counts["cells"] == N_CELLS
-    assert len(_one_claim_per_job(out)) >= 3, "the processes should have shared the grid"
+    assert len(_one_claim_per_job(out)) >= 2, "the processes should have shared the grid"
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), reference)
 
 
