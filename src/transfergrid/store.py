@@ -10,7 +10,14 @@ Layout of the output directory::
 Crash safety: every write that makes something count is one SQLite transaction, and the files it
 refers to are complete before it commits (Parquet: temporary file + `os.replace`; adapters:
 `train_adapter` renames a finished directory into place). A process killed at any instant leaves
-at worst an unreferenced file, which the next attempt overwrites.
+at worst an unreferenced file (a Parquet with no row, a temporary file, a training scratch
+directory); `clean_leftovers` removes those when the next run starts.
+
+Scale (docs/benchmarks.md, "Grid scale"): done work is checked against its files once, when a run
+starts (`missing`, a few bulk queries and one directory listing per evaluation); during the run the
+executors keep the done keys in memory and read only the events appended since their last look
+(`changes`). A scheduling step is then one claim transaction, and an evaluation's cells are
+committed in batches, one transaction each (`commit_cells`), the last one also marking the job done.
 
 Claims: a job is claimed in a `BEGIN IMMEDIATE` transaction (one writer at a time), only when it
 is pending, failed before this run began, or running under a claim that is dead (its process is
@@ -33,6 +40,9 @@ from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from transfergrid.leftovers import (
+    grid_status,  # re-exported: `status` and tests import it from here
+)
 from transfergrid.plan import EVAL, TRAIN, Job
 from transfergrid.records import Cell
 
@@ -70,6 +80,7 @@ CREATE TABLE IF NOT EXISTS cell_scores (
 CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL, job_key TEXT NOT NULL, event TEXT NOT NULL, cell TEXT, worker TEXT
 );
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status);
 """
 
 
@@ -122,6 +133,7 @@ class Store:
         self.opened = time.time()
         self._db = self._connect()
         self._db.executescript(_SCHEMA)
+        self._checked: tuple | None = None  # (job keys, event cursor, keys missing) of the last `missing`
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
@@ -166,35 +178,110 @@ class Store:
         wanted = None if keys is None else set(keys)
         return {r["key"]: r for r in rows if wanted is None or r["key"] in wanted}
 
-    def missing(self, jobs: Sequence[Job]) -> list[Job]:
+    def missing(self, jobs: Sequence[Job], reuse: bool = False) -> list[Job]:
         """The jobs not done yet (in the given order), after checking that done work is intact:
-        a done train job needs its verified adapter, a done eval job the Parquet of every cell."""
-        rows = self.statuses(j.key for j in jobs)
-        return [job for job in jobs
-                if not (job.key in rows and rows[job.key]["status"] == "done" and self._intact(job))]
+        a done train job needs its verified adapter, a done eval job the Parquet of every cell.
+        Bulk work, meant for the start of a run: two queries, one adapter check per done training
+        and one directory listing per task of a done evaluation. With `reuse`, an earlier check of
+        the same jobs by this instance counts if no job was finished or reset since (`run` counts
+        what is missing, then the executor starts: one check, not two)."""
+        keys = tuple(j.key for j in jobs)
+        if reuse and self._checked is not None and self._checked[0] == keys:
+            cursor, todo = self._checked[1], self._checked[2]
+            cursor, changed = self.changes(cursor)
+            if not changed:
+                self._checked = (keys, cursor, todo)
+                return [j for j in jobs if j.key in todo]
+        cursor = self.event_cursor()
+        out = self._check(jobs)
+        self._checked = (keys, cursor, {j.key for j in out})
+        return out
 
-    def _intact(self, job: Job) -> bool:
-        if job.kind == TRAIN:
-            problem = verify_adapter(self.adapter_dir(job.key), job.key)
-            if problem:
-                self._reset(job.key, f"{job.label}: {problem} ({self.adapter_dir(job.key)}); it will be trained again")
-                return False
-            return True
-        lost = [c for c in job.targets if c in self.done_cells(job.key, check_files=False)
-                and not self.items_path(job.key, c).is_file()]
-        if lost:
-            with self._write() as db:
-                db.executemany("DELETE FROM cell_scores WHERE job_key = ? AND cell = ?",
-                               [(job.key, str(c)) for c in lost])
-            self._reset(job.key, f"{job.label}: per-item results of {', '.join(map(str, lost))} are missing; "
-                                 "those cells will be evaluated again")
-            return False
-        return True
+    def _check(self, jobs: Sequence[Job]) -> list[Job]:
+        status = {r[0]: r[1] for r in self._db.execute("SELECT key, status FROM jobs")}
+        cells = self.committed_cells()
+        out = []
+        for job in jobs:
+            if status.get(job.key) != "done":
+                out.append(job)
+            elif job.kind == TRAIN:
+                problem = verify_adapter(self.adapter_dir(job.key), job.key)
+                if problem:
+                    self._reset(job.key, f"{job.label}: {problem} ({self.adapter_dir(job.key)}); "
+                                         "it will be trained again")
+                    out.append(job)
+            else:
+                present = self._item_files(job.key)
+                lost = [c for c in job.targets if str(c) in cells.get(job.key, ())
+                        and (c.task, c.lang) not in present]
+                if lost:
+                    with self._write() as db:
+                        db.executemany("DELETE FROM cell_scores WHERE job_key = ? AND cell = ?",
+                                       [(job.key, str(c)) for c in lost])
+                    self._reset(job.key, f"{job.label}: per-item results of {', '.join(map(str, lost))} are "
+                                         "missing; those cells will be evaluated again")
+                    out.append(job)
+        return out
+
+    def _item_files(self, key: str) -> set[tuple[str, str]]:
+        """(task, lang) of the per-item Parquet files present for eval job `key`."""
+        found = set()
+        root = self.root / "artifacts" / "items" / key
+        try:
+            tasks = [e for e in os.scandir(root) if e.is_dir()]
+        except FileNotFoundError:
+            return found
+        for task in tasks:
+            for e in os.scandir(task.path):
+                if e.name.endswith(".parquet") and not e.name.startswith("."):
+                    found.add((task.name, e.name[: -len(".parquet")]))
+        return found
+
+    def committed_cells(self) -> dict[str, set[str]]:
+        """job key -> the cells with a committed row (one query)."""
+        out: dict[str, set[str]] = {}
+        for key, cell in self._db.execute("SELECT job_key, cell FROM cell_scores"):
+            out.setdefault(key, set()).add(cell)
+        return out
+
+    def cell_counts(self) -> dict[str, int]:
+        """job key -> number of committed cells (one query)."""
+        return dict(self._db.execute("SELECT job_key, COUNT(*) FROM cell_scores GROUP BY job_key").fetchall())
 
     def _reset(self, key: str, why: str) -> None:
         log.warning(why)
         with self._write() as db:
             db.execute("UPDATE jobs SET status = 'pending', error = ? WHERE key = ? AND status = 'done'", (why, key))
+            db.execute("INSERT INTO events (at, job_key, event, worker) VALUES (?, ?, 'reset', ?)",
+                       (time.time(), key, self.worker))
+
+    def reset(self, key: str, why: str) -> None:
+        """Send a done job back to pending (its artifacts were found broken)."""
+        self._reset(key, why)
+
+    def event_cursor(self) -> int:
+        """The position of the last event (for `changes`)."""
+        return self._db.execute("SELECT MAX(rowid) FROM events").fetchone()[0] or 0
+
+    def changes(self, since: int) -> tuple[int, list[tuple[str, str]]]:
+        """(cursor, [(job key, 'done' | 'reset')]) of the events appended after `since` (0 = all):
+        how a running executor learns what other processes finished, without re-reading the grid."""
+        rows = self._db.execute("SELECT rowid, job_key, event FROM events WHERE rowid > ? "
+                                "AND event IN ('done', 'reset') ORDER BY rowid", (since,)).fetchall()
+        return max(self.event_cursor(), since), [(r[1], r[2]) for r in rows]
+
+    # --- leftovers of killed runs ------------------------------------------------------------
+    def live_claims(self) -> set[str]:
+        """Keys running under a claim that is alive (this process's own included)."""
+        now = time.time()
+        rows = self._db.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
+        return {r["key"] for r in rows if r["worker"] == self.worker or not self._claim_dead(r, now)}
+
+    def clean_leftovers(self) -> list[Path]:
+        """Remove what killed jobs left behind (`leftovers.clean_leftovers`); returns the paths."""
+        from transfergrid.leftovers import clean_leftovers
+
+        return clean_leftovers(self)
 
     def is_done(self, key: str) -> bool:
         row = self._db.execute("SELECT status FROM jobs WHERE key = ?", (key,)).fetchone()
@@ -262,8 +349,10 @@ class Store:
     def running_elsewhere(self, keys: Iterable[str]) -> list[str]:
         """Keys claimed by another live process (work to wait for, not to redo)."""
         now = time.time()
-        return [k for k, r in self.statuses(keys).items()
-                if r["status"] == "running" and r["worker"] != self.worker and not self._claim_dead(r, now)]
+        wanted = set(keys)
+        rows = self._db.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
+        return [r["key"] for r in rows
+                if r["key"] in wanted and r["worker"] != self.worker and not self._claim_dead(r, now)]
 
     # --- results --------------------------------------------------------------------------
     def done_cells(self, key: str, check_files: bool = True) -> set[Cell]:
@@ -273,32 +362,51 @@ class Store:
             cells = {c for c in cells if self.items_path(key, c).is_file()}
         return cells
 
-    def commit_cell(self, job: Job, cell: Cell, metrics: dict, items: list[dict], seconds: float = 0.0) -> None:
+    def commit_cell(self, job: Job, cell: Cell, metrics: dict, items, seconds: float = 0.0) -> None:
         """Write the cell's per-item Parquet, then commit its row (the cell now counts)."""
-        import pandas as pd
+        self.commit_cells(job, [(cell, metrics, items, seconds)])
 
-        path = self.items_path(job.key, cell)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{self.worker.replace(':', '-')}.tmp")
-        pd.DataFrame(items).to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+    def commit_cells(self, job: Job, results: Sequence[tuple], finish: bool = False) -> None:
+        """Commit evaluated cells `(cell, metrics, items, seconds)` of a claimed job in one
+        transaction, after writing their Parquet files; with `finish`, the same transaction marks
+        the job done (it must then have a row for every target cell). `items` is a list of row
+        dicts or a dict of columns."""
+        paths = [self._write_items(job, cell, items) for cell, _, items, _ in results]
         s = job.spec
         if s.get("variant") == "cot":
             variant = "cot"
         else:
             variant = "base" if job.adapter_key is None else s["source_cell"]
         now = time.time()
+        rows = [(job.key, str(cell), cell.task, cell.lang, s["model"], variant, s.get("seed"), int(m["n"]),
+                 m["acc"], m["acc_norm"], m.get("acc_bytes"), str(path.relative_to(self.root)), sec, now,
+                 self.worker) for (cell, m, _, sec), path in zip(results, paths)]
         with self._write() as db:
             self._owned(db, job.key)
-            db.execute("INSERT OR REPLACE INTO cell_scores (job_key, cell, task, lang, model, variant, seed, n, acc, "
-                       "acc_norm, acc_bytes, items_path, seconds, created, worker) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (job.key, str(cell), cell.task, cell.lang, s["model"], variant, s.get("seed"),
-                        int(metrics["n"]), metrics["acc"], metrics["acc_norm"], metrics.get("acc_bytes"),
-                        str(path.relative_to(self.root)), seconds, now, self.worker))
+            db.executemany("INSERT OR REPLACE INTO cell_scores (job_key, cell, task, lang, model, variant, seed, n, "
+                           "acc, acc_norm, acc_bytes, items_path, seconds, created, worker) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             db.execute("UPDATE jobs SET heartbeat = ? WHERE key = ?", (now, job.key))
-            db.execute("INSERT INTO events (at, job_key, event, cell, worker) VALUES (?, ?, 'cell', ?, ?)",
-                       (now, job.key, str(cell), self.worker))
+            db.executemany("INSERT INTO events (at, job_key, event, cell, worker) VALUES (?, ?, 'cell', ?, ?)",
+                           [(now, job.key, str(cell), self.worker) for cell, *_ in results])
+            if finish:
+                have = {r[0] for r in db.execute("SELECT cell FROM cell_scores WHERE job_key = ?", (job.key,))}
+                left = [str(c) for c in job.targets if str(c) not in have]
+                if left:
+                    raise RuntimeError(f"{job.label}: cells not evaluated: {', '.join(left)}")
+                self._mark_done(db, job, now)
+
+    def _write_items(self, job: Job, cell: Cell, items) -> Path:
+        path = self.items_path(job.key, cell)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{self.worker.replace(':', '-')}.tmp")
+        try:
+            write_items_file(items, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+            raise
+        return path
 
     def finish(self, job: Job) -> None:
         """Mark a claimed job done; a train job only once its adapter verifies."""
@@ -310,13 +418,15 @@ class Store:
             left = [c for c in job.targets if c not in self.done_cells(job.key)]
             if left:
                 raise RuntimeError(f"{job.label}: cells not evaluated: {', '.join(map(str, left))}")
-        now = time.time()
         with self._write() as db:
-            self._owned(db, job.key)
-            db.execute("UPDATE jobs SET status = 'done', error = NULL, finished = ?, seconds = ? - started "
-                       "WHERE key = ?", (now, now, job.key))
-            db.execute("INSERT INTO events (at, job_key, event, worker) VALUES (?, ?, 'done', ?)",
-                       (now, job.key, self.worker))
+            self._mark_done(db, job, time.time())
+
+    def _mark_done(self, db: sqlite3.Connection, job: Job, now: float) -> None:
+        self._owned(db, job.key)
+        db.execute("UPDATE jobs SET status = 'done', error = NULL, finished = ?, seconds = ? - started "
+                   "WHERE key = ?", (now, now, job.key))
+        db.execute("INSERT INTO events (at, job_key, event, worker) VALUES (?, ?, 'done', ?)",
+                   (now, job.key, self.worker))
 
     def fail(self, job: Job, exc: BaseException) -> Path:
         """Store the failure (one-line error + traceback file) and release the claim."""
@@ -356,30 +466,13 @@ class Store:
         return pd.read_sql_query("SELECT * FROM events ORDER BY at", self._db)
 
 
-def grid_status(store: Store, jobs: Sequence[Job]) -> dict:
-    """Progress per model: trainings and evaluated (variant, target) cells by state; failures;
-    orphans (jobs in the store whose keys the current study no longer produces)."""
-    rows = store.statuses()
-    counted = {"done": 0, "running": 0, "failed": 0, "missing": 0}
-    models: dict[str, dict] = {}
-    failed = []
-    for job in jobs:
-        m = models.setdefault(job.model, {"train": dict(counted), "cells": dict(counted)})
-        row = rows.get(job.key)
-        status = row["status"] if row is not None else "pending"
-        state = {"pending": "missing"}.get(status, status)
-        if job.kind == TRAIN:
-            m["train"][state] += 1
-        else:
-            n_done = len(store.done_cells(job.key, check_files=False))
-            m["cells"]["done"] += n_done
-            if state != "done":  # cells not committed yet share their job's state
-                m["cells"][state] += len(job.targets) - n_done
-        if status == "failed":
-            failed.append({"job": job.label, "key": job.key, "error": row["error"], "attempts": row["attempts"],
-                           "traceback": row["traceback_path"]})
-    keys = {j.key for j in jobs}
-    return {"models": models, "failed": failed, "orphans": sum(k not in keys for k in rows)}
+def write_items_file(items, path: Path) -> None:
+    """Per-item records (row dicts or a dict of columns) as one Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(items) if isinstance(items, dict) else pa.Table.from_pylist(list(items))
+    pq.write_table(table, path)
 
 
 __all__ = ["DB_NAME", "EVAL", "TRAIN", "LostClaim", "Store", "grid_status", "verify_adapter"]

@@ -28,8 +28,13 @@ OutOpt = Annotated[Path | None, Opt("--out", "-o", help="output directory (defau
 DataOpt = Annotated[Path | None, Opt("--data-dir", help="benchmark data root")]
 
 
-def _open(study_path: Path, out: Path | None, data_dir: Path | None, *, must_exist: bool = False):
-    """(study, store, data, data root, jobs) of a study file."""
+SimulateOpt = Annotated[bool, Opt("--simulate", help="instant stand-in train/evaluate (transfergrid.simulate): "
+                                                      "exercise the runner without models or data")]
+
+
+def _open(study_path: Path, out: Path | None, data_dir: Path | None, *, must_exist: bool = False,
+          simulate: bool = False):
+    """(study, store, data, data root, jobs) of a study file (`simulate`: data None, offline keys)."""
     from transfergrid.data import StudyData, resolve_data_dir
     from transfergrid.plan import study_jobs
     from transfergrid.store import DB_NAME, Store
@@ -39,6 +44,10 @@ def _open(study_path: Path, out: Path | None, data_dir: Path | None, *, must_exi
     root = Path(out) if out is not None else study.output_path()
     if must_exist and not (root / DB_NAME).is_file():
         raise UserError(f"{root}: no results store ({DB_NAME}); run `transfergrid run {study_path}` first")
+    if simulate:
+        from transfergrid.simulate import simulated_jobs
+
+        return study, Store(root), None, Path(data_dir or "."), simulated_jobs(study)
     data_root = resolve_data_dir(data_dir, study)
     data = StudyData(study, data_root)
     jobs = study_jobs(study, data)
@@ -55,6 +64,7 @@ def run_command(
     progress: Annotated[bool, Opt("--progress/--no-progress", help="progress bars")] = True,
     report: Annotated[bool, Opt("--report/--no-report", help="finish with the analysis report")] = True,
     dry_run: Annotated[bool, Opt("--dry-run", help="print the plan (as `transfergrid plan`) and stop")] = False,
+    simulate: SimulateOpt = False,
 ) -> None:
     """Plan the study's missing jobs, run them, export results.csv and the report."""
     from transfergrid.execute import execute
@@ -68,18 +78,20 @@ def run_command(
 
     if executor not in ("local", "ray"):
         raise UserError(f"--executor {executor!r}: expected local or ray")
-    study, store, data, data_root, jobs = _open(study_path, out, data_dir)
-    from transfergrid.profiles import profile_warnings
+    study, store, data, data_root, jobs = _open(study_path, out, data_dir, simulate=simulate)
+    if not simulate:
+        from transfergrid.profiles import profile_warnings
 
-    for line in profile_warnings(study, data_root):
-        log.warning(line)
-    # the split manifests of this version of the study (another version writes its own)
-    data.write_manifests(store.root / "artifacts" / "manifests" / study.content_hash())
+        for line in profile_warnings(study, data_root):
+            log.warning(line)
+    if data is not None:  # the split manifests of this version of the study (another version writes its own)
+        data.write_manifests(store.root / "artifacts" / "manifests" / study.content_hash())
     missing = store.missing(jobs)
     n_train = sum(j.kind == TRAIN for j in missing)
     console.print(f"{study.name}: {len(jobs)} jobs, {len(missing)} to run ({n_train} trainings, "
                   f"{len(missing) - n_train} evaluations) -> {store.root}")
-    summary = execute(study, store, jobs, data_root, executor=executor, address=address, progress=progress)
+    summary = execute(study, store, jobs, data_root, executor=executor, address=address, progress=progress,
+                      simulate=simulate)
     if study.kind == "relatedness":
         frame = _export_relatedness(study, store, jobs, store.root)
         if report:
@@ -102,15 +114,20 @@ def run_command(
 
 
 def _export(study, store, jobs, out_dir: Path):
-    from transfergrid.export import export_items, export_results
+    from transfergrid.export import export_results, items_table, write_table
 
-    items = export_items(study, store, jobs)
-    results = export_results(study, store, jobs, items=items)
+    table = items_table(study, store, jobs)  # one read of the per-item files: uncertainty and items.parquet
+    results = export_results(study, store, jobs, items=_items_frame(table))
     _write_csv(results, out_dir / "results.csv")
-    if len(items):
-        _write_parquet(items, out_dir / "items.parquet")
+    write_table(table, out_dir / "items.parquet")
     console.print(f"wrote {out_dir / 'results.csv'} ({len(results)} rows)")
     return results
+
+
+def _items_frame(table):
+    import pandas as pd
+
+    return pd.DataFrame() if table is None else table.to_pandas()
 
 
 def _write_csv(frame, path: Path) -> None:
@@ -179,11 +196,12 @@ def status_command(
     out: OutOpt = None,
     data_dir: DataOpt = None,
     as_json: Annotated[bool, Opt("--json", help="machine-readable output")] = False,
+    simulate: SimulateOpt = False,
 ) -> None:
     """Grid progress per model: trainings and evaluated cells done / running / failed / missing."""
     from transfergrid.store import grid_status
 
-    study, store, _, _, jobs = _open(study_path, out, data_dir, must_exist=True)
+    study, store, _, _, jobs = _open(study_path, out, data_dir, must_exist=True, simulate=simulate)
     report = grid_status(store, jobs)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -211,14 +229,15 @@ def export_command(
     out: Annotated[Path, Opt("--out", "-o", help="the results CSV to write")],
     store_dir: Annotated[Path | None, Opt("--store", help="the study's output directory (default: its output_dir)")] = None,
     data_dir: DataOpt = None,
+    simulate: SimulateOpt = False,
 ) -> None:
     """Write the released-CSV schema (one row per model, source cell, target cell) and items.parquet;
     for a relatedness study, the per-item frame (CSV) and every per-item record (items.parquet)."""
-    from transfergrid.export import export_items, export_results
+    from transfergrid.export import export_results, items_table, write_table
 
     if out.suffix != ".csv":
         raise UserError(f"--out {out}: expected a .csv file")
-    study, store, _, _, jobs = _open(study_path, store_dir, data_dir, must_exist=True)
+    study, store, _, _, jobs = _open(study_path, store_dir, data_dir, must_exist=True, simulate=simulate)
     if study.kind == "relatedness":
         from transfergrid.relatedness_export import item_frame, item_records
 
@@ -227,9 +246,8 @@ def export_command(
         _write_parquet(records, out.with_name(out.stem + ".items.parquet"))
         console.print(f"wrote {out} ({len(records)} item rows)")
         return
-    items = export_items(study, store, jobs)
-    results = export_results(study, store, jobs, items=items)
+    table = items_table(study, store, jobs)
+    results = export_results(study, store, jobs, items=_items_frame(table))
     _write_csv(results, out)
-    if len(items):
-        _write_parquet(items, out.with_name(out.stem + ".items.parquet"))
+    write_table(table, out.with_name(out.stem + ".items.parquet"))
     console.print(f"wrote {out} ({len(results)} rows)")

@@ -1,21 +1,25 @@
 """Executors: run the missing jobs of a study and commit their results to the store.
 
-Both executors share the scheduling rules here: jobs are taken in plan order (per model, its
-trainings before its evaluations), preferring the base model a worker already holds; an adapter
-evaluation waits until its adapter is trained; every job is claimed in the store first, so
-several `run` processes can share one study. A failing job is stored with its error and the run
+Both executors share the scheduling rules here and in `schedule.py`: jobs are taken in plan order
+(per model, its trainings before its evaluations), preferring the base model a worker already
+holds; an adapter evaluation waits until its adapter is trained; every job is claimed in the store
+first, so several `run` processes can share one study. Evaluated cells are committed in batches
+of about `COMMIT_EVERY_S` of work, one transaction each. A failing job is stored with its error and the run
 goes on; `RunSummary.ok` is False at the end.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transfergrid.plan import EVAL, TRAIN, Job
-from transfergrid.store import Store
+from transfergrid.execute.schedule import Schedule, units
+from transfergrid.plan import Job
+from transfergrid.store import Store, verify_adapter
 
 log = logging.getLogger(__name__)
 
@@ -33,60 +37,63 @@ class RunSummary:
         return not self.failed and not self.blocked
 
 
-def ready(store: Store, job: Job) -> bool:
-    """An adapter evaluation can start only once its adapter is trained and verified."""
-    return job.kind == TRAIN or job.adapter_key is None or store.adapter_ready(job.adapter_key)
+COMMIT_EVERY_S = 1.0  # evaluated cells wait at most about this long for their commit
 
 
-def preferred(todo: Sequence[Job], source: str | None) -> list[Job]:
-    """Plan order, with the jobs of the base model `source` (already loaded) first."""
-    return sorted(todo, key=lambda j: j.source != source)
+def train_into(worker, job: Job, out: Path) -> dict:
+    """Train `job`'s adapter into `out`, unless an attempt that died before its commit left a
+    finished one there (an unusable directory is removed first)."""
+    if verify_adapter(out, job.key) is None:
+        return {"reused": True}
+    if out.exists():
+        log.warning("%s: removing an unusable adapter directory %s", job.label, out)
+        shutil.rmtree(out)
+    return worker.train(job, out)
 
 
-def claim_next(store: Store, todo: Sequence[Job], source: str | None) -> Job | None:
-    for job in preferred(todo, source):
-        if ready(store, job) and store.claim(job):
-            return job
-    return None
+def evaluate_batch(worker, job: Job, cells: Sequence, adapter, budget_s: float = COMMIT_EVERY_S) -> list:
+    """Evaluate cells of `job` in order until `budget_s` has passed (at least one cell):
+    the results of one commit. Slow cells (real models) give one cell per commit, as before;
+    instant ones (`--simulate`) a whole job per transaction."""
+    start = time.perf_counter()
+    out = []
+    for cell in cells:
+        r = worker.evaluate(job, cell, adapter)
+        out.append((r.cell, r.metrics, r.items, r.seconds))
+        if time.perf_counter() - start >= budget_s:
+            break
+    return out
 
 
-def units(job: Job) -> int:
-    """Progress units: a training counts 1, an evaluation 1 per target cell."""
-    return len(job.targets) if job.kind == EVAL else 1
+def make_worker(study, data_dir: Path, simulate: bool = False, **kwargs):
+    """The real `jobs.Worker`, or the stand-in of `transfergrid.simulate`."""
+    if simulate:
+        from transfergrid.simulate import SimulatedWorker
 
+        return SimulatedWorker(study, data_dir, **kwargs)
+    from transfergrid.jobs import Worker
 
-def done_units(store: Store, jobs: Sequence[Job]) -> int:
-    statuses = store.statuses(j.key for j in jobs)
-    total = 0
-    for j in jobs:
-        if j.kind == TRAIN:
-            total += statuses.get(j.key) is not None and statuses[j.key]["status"] == "done"
-        else:
-            total += len(store.done_cells(j.key, check_files=False))
-    return total
-
-
-def finish_summary(store: Store, jobs: Sequence[Job], summary: RunSummary) -> RunSummary:
-    """Record evaluations left waiting for an adapter that failed to train."""
-    left = store.missing(jobs)
-    failed_here = {label for label, _, _ in summary.failed}
-    summary.blocked = [j.label for j in left if not ready(store, j) and j.label not in failed_here]
-    return summary
+    return Worker(study, data_dir, **kwargs)
 
 
 def execute(study, store: Store, jobs: Sequence[Job], data_dir: Path, *, executor: str = "local",
-            address: str | None = None, progress: bool = True) -> RunSummary:
+            address: str | None = None, progress: bool = True, simulate: bool = False) -> RunSummary:
     if executor == "local":
         from transfergrid.execute.local import run_local
 
-        return run_local(study, store, jobs, data_dir, progress=progress)
+        return run_local(study, store, jobs, data_dir, progress=progress,
+                         worker=make_worker(study, data_dir, simulate))
     if executor == "ray":
         from transfergrid.execute.ray import run_ray
 
-        return run_ray(study, store, jobs, data_dir, address=address, progress=progress)
+        return run_ray(study, store, jobs, data_dir, address=address, progress=progress, simulate=simulate)
     from transfergrid.errors import UserError
 
     raise UserError(f"--executor {executor!r}: expected local or ray")
+
+
+__all__ = ["COMMIT_EVERY_S", "POLL_S", "GridProgress", "RunSummary", "Schedule", "evaluate_batch", "execute",
+           "make_worker", "train_into", "units"]
 
 
 class GridProgress:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,62 +11,65 @@ from transfergrid.execute import (
     POLL_S,
     GridProgress,
     RunSummary,
-    claim_next,
-    done_units,
-    finish_summary,
-    units,
+    Schedule,
+    evaluate_batch,
+    train_into,
 )
-from transfergrid.jobs import Worker
 from transfergrid.plan import TRAIN, Job
-from transfergrid.store import LostClaim, Store, verify_adapter
+from transfergrid.store import LostClaim, Store
 
 log = logging.getLogger(__name__)
 
 
 def run_local(study, store: Store, jobs: Sequence[Job], data_dir: Path, *, progress: bool = True,
-              worker: Worker | None = None) -> RunSummary:
-    """Run every missing job of `jobs`; returns what was done, what failed, what is blocked."""
-    worker = worker or Worker(study, data_dir)
+              worker=None) -> RunSummary:
+    """Run every missing job of `jobs`; returns what was done, what failed, what is blocked.
+    `worker` is a `jobs.Worker` (the default) or any object with its interface, such as
+    `simulate.SimulatedWorker`."""
+    if worker is None:
+        from transfergrid.jobs import Worker
+
+        worker = Worker(study, data_dir)
     summary = RunSummary()
-    attempted: set[str] = set()
-    total = sum(units(j) for j in jobs)
-    with store.keepalive(), GridProgress(total, done_units(store, jobs), enabled=progress) as ui:
+    schedule = Schedule(store, jobs)
+    with store.keepalive(), GridProgress(schedule.total_units(), schedule.done_units(), enabled=progress) as ui:
         while True:
-            todo = [j for j in store.missing(jobs) if j.key not in attempted]
-            if not todo:
-                break
-            job = claim_next(store, todo, worker._source)
+            job = schedule.claim_next(worker._source)
             if job is None:
-                if store.running_elsewhere([j.key for j in todo] + [j.adapter_key for j in todo if j.adapter_key]):
+                if schedule.waiting_on_others():
                     time.sleep(POLL_S)  # another process holds what is left (or its adapters)
                     continue
                 break
-            attempted.add(job.key)
-            run_job(worker, store, job, summary, ui)
-    return finish_summary(store, jobs, summary)
+            schedule.mark(job, run_job(worker, store, job, summary, ui))
+    summary.blocked = schedule.blocked({label for label, _, _ in summary.failed})
+    return summary
 
 
-def run_job(worker: Worker, store: Store, job: Job, summary: RunSummary, ui: GridProgress) -> None:
-    """Run one claimed job to its commit; a failure is stored and reported, never raised."""
+def run_job(worker, store: Store, job: Job, summary: RunSummary, ui: GridProgress) -> bool:
+    """Run one claimed job to its commit; a failure is stored and reported, never raised.
+    True if the job is done."""
     done = set() if job.kind == TRAIN else store.done_cells(job.key)
     ui.start(job, len(done))
     try:
         if job.kind == TRAIN:
-            train(worker, store, job)
+            train_into(worker, job, store.adapter_dir(job.key))
             ui.advance(job)
+            store.finish(job)
         else:
             adapter = store.adapter_dir(job.adapter_key) if job.adapter_key else None
+            left = [c for c in job.targets if c not in done]  # an interrupted attempt committed the rest
+            if not left:
+                store.finish(job)
             try:
-                for cell in job.targets:
-                    if cell in done:
-                        continue  # committed by an earlier, interrupted attempt
-                    r = worker.evaluate(job, cell, adapter)
-                    store.commit_cell(job, cell, r.metrics, r.items, r.seconds)
-                    ui.advance(job)
+                while left:
+                    batch = evaluate_batch(worker, job, left, adapter)
+                    left = left[len(batch):]
+                    store.commit_cells(job, batch, finish=not left)  # the last batch also marks it done
+                    ui.advance(job, len(batch))
             finally:
                 worker.unload(job)
-        store.finish(job)
         summary.done.append(job.label)
+        return True
     except LostClaim as exc:
         log.warning("%s: %s", job.label, exc)
     except (KeyboardInterrupt, SystemExit):
@@ -79,13 +81,4 @@ def run_job(worker: Worker, store: Store, job: Job, summary: RunSummary, ui: Gri
         summary.failed.append((job.label, f"{type(exc).__name__}: {exc}".splitlines()[0], str(path)))
     finally:
         ui.stop(job)
-
-
-def train(worker: Worker, store: Store, job: Job) -> None:
-    out = store.adapter_dir(job.key)
-    if verify_adapter(out, job.key) is None:
-        return  # finished by an attempt that died before it could commit
-    if out.exists():
-        log.warning("%s: removing an unusable adapter directory %s", job.label, out)
-        shutil.rmtree(out)
-    worker.train(job, out)
+    return False

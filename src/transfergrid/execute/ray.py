@@ -2,8 +2,9 @@
 
 One actor per worker slot (one per GPU when the cluster has GPUs, else one per CPU) keeps its base
 model loaded across jobs, and the driver prefers to give it jobs of that model. An evaluation job
-is sent cell by cell, so the driver commits each target cell as it finishes, exactly as the local
-executor does (an interrupted run resumes at the next cell). Adapters are written by the actors
+is sent in batches of cells (about `COMMIT_EVERY_S` of work each: one cell of a real model), and
+the driver commits each batch as it returns, exactly as the local executor does (an interrupted
+run resumes at the next uncommitted cell). Adapters are written by the actors
 into the output directory, which must therefore be on a filesystem every node shares.
 """
 
@@ -18,28 +19,32 @@ from transfergrid.execute import (
     POLL_S,
     GridProgress,
     RunSummary,
-    claim_next,
-    done_units,
-    finish_summary,
-    units,
+    Schedule,
+    evaluate_batch,
+    make_worker,
+    train_into,
 )
-from transfergrid.jobs import Worker
 from transfergrid.plan import TRAIN, Job
-from transfergrid.store import LostClaim, Store, verify_adapter
+from transfergrid.store import LostClaim, Store
 
 log = logging.getLogger(__name__)
 
 
-class _ActorWorker(Worker):
-    def train_into(self, job: Job, out_dir: str) -> dict:
-        out = Path(out_dir)
-        if verify_adapter(out, job.key) is None:
-            return {"reused": True}  # finished by an attempt that died before it could commit
-        if out.exists():
-            import shutil
+class _Actor:
+    """One worker slot: a `jobs.Worker` (or the simulated stand-in) kept across jobs."""
 
-            shutil.rmtree(out)
-        return self.train(job, out)
+    def __init__(self, study, data_dir: str, simulate: bool = False, faults: dict | None = None):
+        kwargs = {"faults": faults} if simulate and faults is not None else {}
+        self.worker = make_worker(study, Path(data_dir), simulate, **kwargs)
+
+    def train_into(self, job: Job, out_dir: str) -> dict:
+        return train_into(self.worker, job, Path(out_dir))
+
+    def evaluate_batch(self, job: Job, cells: list, adapter_dir: str | None) -> list:
+        return evaluate_batch(self.worker, job, cells, Path(adapter_dir) if adapter_dir else None)
+
+    def unload(self, job: Job) -> None:
+        self.worker.unload(job)
 
 
 def _slots(ray, workers: int | None) -> tuple[int, dict]:
@@ -55,30 +60,33 @@ def _slots(ray, workers: int | None) -> tuple[int, dict]:
 
 
 def run_ray(study, store: Store, jobs: Sequence[Job], data_dir: Path, *, address: str | None = None,
-            progress: bool = True, workers: int | None = None) -> RunSummary:
+            progress: bool = True, workers: int | None = None, simulate: bool = False,
+            faults: dict | None = None) -> RunSummary:
     import ray
 
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
     n, options = _slots(ray, workers)
     n = max(1, min(n, len(jobs)))
-    remote = ray.remote(_ActorWorker).options(**options)
-    actors = [remote.remote(study, str(data_dir)) for _ in range(n)]
+    remote = ray.remote(_Actor).options(**options)
+
+    def new_actor():
+        return remote.remote(study, str(data_dir), simulate, faults)
+
+    actors = [new_actor() for _ in range(n)]
     source: dict[int, str | None] = {i: None for i in range(n)}
     idle = list(range(n))
-    inflight: dict = {}  # ObjectRef -> (actor index, job, cell or None, remaining cells)
-    attempted: set[str] = set()
+    inflight: dict = {}  # ObjectRef -> (actor index, job, cells sent, remaining cells)
     summary = RunSummary()
+    schedule = Schedule(store, jobs)
 
     def submit(i: int, job: Job, remaining: list):
         if job.kind == TRAIN:
             ref = actors[i].train_into.remote(job, str(store.adapter_dir(job.key)))
-            inflight[ref] = (i, job, None, [])
         else:
-            cell, rest = remaining[0], remaining[1:]
             adapter = str(store.adapter_dir(job.adapter_key)) if job.adapter_key else None
-            ref = actors[i].evaluate.remote(job, cell, adapter)
-            inflight[ref] = (i, job, cell, rest)
+            ref = actors[i].evaluate_batch.remote(job, remaining, adapter)
+        inflight[ref] = (i, job, remaining)
 
     def release(i: int, job: Job):
         if job.kind != TRAIN:
@@ -86,44 +94,44 @@ def run_ray(study, store: Store, jobs: Sequence[Job], data_dir: Path, *, address
         ui.stop(job)
         idle.append(i)
 
-    total = sum(units(j) for j in jobs)
     try:
-        with store.keepalive(), GridProgress(total, done_units(store, jobs), enabled=progress) as ui:
+        with store.keepalive(), GridProgress(schedule.total_units(), schedule.done_units(), enabled=progress) as ui:
             while True:
                 for i in list(idle):
-                    todo = [j for j in store.missing(jobs) if j.key not in attempted]
-                    job = claim_next(store, todo, source[i])
+                    job = schedule.claim_next(source[i])
                     if job is None:
                         break
-                    attempted.add(job.key)
                     idle.remove(i)
                     source[i] = job.source
                     done = store.done_cells(job.key) if job.kind != TRAIN else set()
                     ui.start(job, len(done))
                     remaining = [c for c in job.targets if c not in done]
                     if job.kind != TRAIN and not remaining:
-                        _finish(store, job, summary)
+                        _finish(store, schedule, job, summary)
                         release(i, job)
                         continue
                     submit(i, job, remaining)
                 if not inflight:
-                    todo = [j for j in store.missing(jobs) if j.key not in attempted]
-                    keys = [j.key for j in todo] + [j.adapter_key for j in todo if j.adapter_key]
-                    if todo and store.running_elsewhere(keys):
+                    if schedule.waiting_on_others():
                         time.sleep(POLL_S)
                         continue
                     break
                 (ref,), _ = ray.wait(list(inflight), num_returns=1)
-                i, job, cell, rest = inflight.pop(ref)
+                i, job, remaining = inflight.pop(ref)
                 try:
                     result = ray.get(ref)
-                    if job.kind != TRAIN:
-                        store.commit_cell(job, cell, result.metrics, result.items, result.seconds)
-                    ui.advance(job)
-                    if rest:
-                        submit(i, job, rest)
-                        continue
-                    _finish(store, job, summary)
+                    if job.kind == TRAIN:
+                        ui.advance(job)
+                        _finish(store, schedule, job, summary)
+                    else:  # a batch of cells: commit it; the last one also marks the job done
+                        rest = remaining[len(result):]
+                        store.commit_cells(job, result, finish=not rest)
+                        ui.advance(job, len(result))
+                        if rest:
+                            submit(i, job, rest)
+                            continue
+                        schedule.mark(job, True)
+                        summary.done.append(job.label)
                 except LostClaim as exc:
                     log.warning("%s: %s", job.label, exc)
                 except Exception as exc:  # noqa: BLE001 - a failing job must not stop the grid
@@ -132,19 +140,21 @@ def run_ray(study, store: Store, jobs: Sequence[Job], data_dir: Path, *, address
                     log.error("%s failed: %s (traceback: %s)", job.label, cause, path)
                     summary.failed.append((job.label, f"{type(cause).__name__}: {cause}".splitlines()[0], str(path)))
                     if isinstance(exc, ray.exceptions.RayActorError):  # the actor died: replace it
-                        actors[i] = remote.remote(study, str(data_dir))
+                        actors[i] = new_actor()
                         source[i] = None
                 release(i, job)
     except BaseException:
-        for _, job, _, _ in inflight.values():
+        for _, job, _ in inflight.values():
             store.release(job)
         raise
     finally:
         for actor in actors:
             ray.kill(actor)
-    return finish_summary(store, jobs, summary)
+    summary.blocked = schedule.blocked({label for label, _, _ in summary.failed})
+    return summary
 
 
-def _finish(store: Store, job: Job, summary: RunSummary) -> None:
+def _finish(store: Store, schedule: Schedule, job: Job, summary: RunSummary) -> None:
     store.finish(job)
+    schedule.mark(job, True)
     summary.done.append(job.label)
