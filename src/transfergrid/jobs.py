@@ -114,8 +114,11 @@ class Worker:
         ev = self.study.evaluation
         start = time.perf_counter()
         items = self.target_items(cell)
+        from transfergrid.fewshot import cell_prompts  # None when zero-shot
+
+        prompts = cell_prompts(self.study, self.data, cell, items, loaded.tokenizer)
         scores = score_variants(self.adapters, loaded.tokenizer, [name], items, ev.format,
-                                chat_template=ev.chat_template, batch_tokens=ev.batch_tokens)[name]
+                                chat_template=ev.chat_template, batch_tokens=ev.batch_tokens, prompts=prompts)[name]
         return CellResult(cell, cell_metrics(scores), [s.to_dict() for s in scores], time.perf_counter() - start)
 
     def chain_of_thought(self, job: Job, cell: Cell) -> CellResult:

@@ -480,13 +480,16 @@ def _forward_model(adapters):
 
 def score_variants(adapters, tokenizer, variants: Sequence[str | None], items: Sequence[Item], fmt: str, *,
                    chat_template: bool = False, batch_tokens: int | None = None, progress: Progress | None = None,
-                   max_new_tokens: int = 256) -> dict[str | None, list[ItemScore]]:
+                   max_new_tokens: int = 256, prompts: Sequence[Prompt] | None = None
+                   ) -> dict[str | None, list[ItemScore]]:
     """Score the same items under several adapters switched in place (None = the base model).
 
     Items are rendered and tokenised once; each variant costs only its forward passes.
     `adapters` is a `models.AdapterSet` (with `.activate(name)`) or a plain model for [None].
+    `prompts`: the items' prompts when already rendered (few-shot contexts, `fewshot.cell_prompts`).
     """
-    prompts = [render(it, fmt, chat_template=chat_template, tokenizer=tokenizer) for it in items]
+    if prompts is None:
+        prompts = [render(it, fmt, chat_template=chat_template, tokenizer=tokenizer) for it in items]
     mc, gen = _split(items)
     encoded = encode_prompts(tokenizer, [prompts[i] for i in mc]) if mc else []
     results: dict[str | None, list[ItemScore]] = {}

@@ -139,6 +139,19 @@ class EvaluationSpec(_Spec):
         default="auto", description="headline metric; auto = acc_norm where the task has it, else acc")
     batch_tokens: int = Field(default=8192, ge=64)
     limit: int | None = Field(default=None, ge=1, description="score only the first N test items of a cell")
+    # few-shot evaluation (transfergrid.fewshot): k solved train examples before every test item
+    fewshot: int = Field(default=0, ge=0, description="k examples per target cell from its train split; 0 = zero-shot")
+    fewshot_seed: int = Field(default=1234, description="seed of the draw (the harness's fewshot_random_seed)")
+    fewshot_sampling: Literal["cell", "item"] = Field(
+        default="cell", description="one draw per target cell, or one per test item (the harness's stream)")
+    fewshot_as_multiturn: bool | None = Field(
+        default=None, description="examples as chat turns; default: on with chat_template (the harness)")
+
+    @model_validator(mode="after")
+    def _fewshot(self) -> EvaluationSpec:
+        if self.fewshot_as_multiturn and not self.chat_template:
+            raise ValueError("fewshot_as_multiturn = true needs chat_template = true")
+        return self
 
 
 class CotSpec(_Spec):
@@ -201,6 +214,9 @@ class Study(_Spec):
             raise ValueError("a transfer study needs a [grid] table with tasks and languages")
         if self.kind == "relatedness" and self.relatedness is None:
             raise ValueError("a relatedness study needs a [relatedness] table")
+        if self.kind == "relatedness" and self.evaluation.fewshot:
+            raise ValueError("evaluation.fewshot is an option of transfer studies (a relatedness study's "
+                             "targets have no train split)")
         if self.kind == "relatedness" and "evaluation" not in self.model_fields_set:
             # study 2 scores the option labels "1".."4" after a numbered prompt
             object.__setattr__(self, "evaluation", EvaluationSpec(format="numbers"))
@@ -257,6 +273,9 @@ class Study(_Spec):
         """A stable hash of everything that determines results (not the name or output dir)."""
         payload = self.model_dump(mode="json", exclude={"name", "description", "output_dir"})
         payload["splits"].pop("manifests", None)  # where the files lie; their ids enter job keys
+        if not payload["evaluation"]["fewshot"]:  # zero-shot studies hash as before few-shot existed
+            for name in ("fewshot", "fewshot_seed", "fewshot_sampling", "fewshot_as_multiturn"):
+                payload["evaluation"].pop(name)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
