@@ -108,7 +108,10 @@ def export_results(study, store, jobs: Sequence[Job] | None = None, data=None):
                 mean, std, se = _stats(values)
                 row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_se"] = mean, std, se
             rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if study.evaluation.fewshot:  # k-shot scores say so (a column after the released schema's)
+        frame["fewshot"] = study.evaluation.fewshot
+    return frame
 
 
 def export_items(study, store, jobs: Sequence[Job] | None = None, data=None):
