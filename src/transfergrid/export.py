@@ -69,7 +69,7 @@ def export_results(study, store, jobs: Sequence[Job] | None = None, data=None):
     scores = store.cell_scores(j.key for j in evals)
     by_key = {k: g.set_index("cell") for k, g in scores.groupby("job_key")}
     sizes = {m.id: m.size_b for m in study.models}
-    norm = {t: headline_uses_norm(study, t) for t in study.tasks}
+    norm = {t: headline_uses_norm(study, t) for t in [*study.tasks, *study.target_only_tasks()]}
 
     # the base evaluation (a relatedness study's CoT evaluation has no adapter either)
     base = {j.model: by_key.get(j.key) for j in evals

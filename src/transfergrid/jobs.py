@@ -117,8 +117,14 @@ class Worker:
         from transfergrid.fewshot import cell_prompts  # None when zero-shot
 
         prompts = cell_prompts(self.study, self.data, cell, items, loaded.tokenizer)
-        scores = score_variants(self.adapters, loaded.tokenizer, [name], items, ev.format,
-                                chat_template=ev.chat_template, batch_tokens=ev.batch_tokens, prompts=prompts)[name]
+        from transfergrid.prompts import (
+            GENERATIVE_TASKS,  # mgsm targets: its one (cloze) prompt
+        )
+
+        fmt = "cloze" if cell.task in GENERATIVE_TASKS else ev.format
+        scores = score_variants(self.adapters, loaded.tokenizer, [name], items, fmt,
+                                chat_template=ev.chat_template, batch_tokens=ev.batch_tokens, prompts=prompts,
+                                max_new_tokens=ev.max_new_tokens)[name]
         return CellResult(cell, cell_metrics(scores), [s.to_dict() for s in scores], time.perf_counter() - start)
 
     def chain_of_thought(self, job: Job, cell: Cell) -> CellResult:

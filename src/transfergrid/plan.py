@@ -102,6 +102,10 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
         "kind": EVAL, "targets": targets, "data": target_data, "format": ev.format,
         "chat_template": ev.chat_template, "limit": ev.limit, **versions,
     }
+    from transfergrid.data.registry import get_benchmark
+
+    if any(get_benchmark(c.task).generative for c in study.target_cells()):  # mgsm targets generate
+        eval_common["max_new_tokens"] = ev.max_new_tokens
     if fewshot:  # zero-shot keys stay as they were
         eval_common["fewshot"] = dict(fewshot)
     split = {"validation_fraction": study.splits.validation_fraction,
