@@ -115,6 +115,22 @@ max_new_tokens = 6
     rescored = [numeric_match(extract_number(g), answers[(lang, i)])
                 for g, lang, i in zip(gen["generation"], gen["lang"], gen["id"])]
     assert rescored == list(gen["correct"])
+    # and the harness's remove_whitespace filter (the whole stripped generation) as correct_strict
+    strict = [numeric_match(g.strip(), answers[(lang, i)]) for g, lang, i in zip(gen["generation"], gen["lang"], gen["id"])]
+    assert strict == list(gen["correct_strict"])
+    assert "correct_strict" not in items[items["task"] == "arc_challenge"].dropna(axis=1, how="all").columns
     base_es = gen[(gen["variant"] == "base") & (gen["lang"] == "es")]["correct"].mean()
     row = mgsm[mgsm["eval_language"] == "es"].iloc[0]
     assert row["score_base_mean"] == pytest.approx(base_es)
+
+
+def test_flexible_extract_and_strict_match_as_the_harness_filters():
+    from transfergrid.records import Item
+    from transfergrid.scoring import generative_score
+
+    item = Item("0", "mgsm", "en", "How many?", (), -1, {"answer": "1000"})
+    wordy, bare, wrong = (generative_score(item, g) for g in (" It is $1,000.\n", " 1,000.\n\n", " 999 or 1000 no, 7"))
+    assert (wordy.correct, wordy.correct_strict) == (True, False)  # the last number; not the whole text
+    assert (bare.correct, bare.correct_strict) == (True, True)  # case, punctuation, whitespace ignored
+    assert (wrong.correct, wrong.correct_strict) == (False, False)
+    assert wordy.correct == wordy.correct_norm and "correct_strict" in wordy.to_dict()

@@ -65,9 +65,14 @@ class ItemScore:
     n_tokens: tuple[int, ...] = ()
     generation: str | None = None  # generative tasks: the raw greedy output
     answer: str | None = None  # generative tasks: the extracted answer
+    # generative tasks: the harness's other mgsm_direct filter (remove_whitespace: the whole stripped
+    # generation must match); `correct` is its flexible-extract filter, the headline
+    correct_strict: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if d["correct_strict"] is None:  # multiple-choice records keep their columns
+            del d["correct_strict"]
         d["loglik"], d["is_greedy"], d["n_tokens"] = list(self.loglik), list(self.is_greedy), list(self.n_tokens)
         return d
 
@@ -540,7 +545,7 @@ def generative_score(item: Item, generation: str) -> ItemScore:
     extracted = extract_number(generation)
     ok = numeric_match(extracted, answer)
     return ItemScore(item.id, item.task, item.lang, -1, (), -1, -1, -1, ok, ok, ok,
-                     generation=generation, answer=extracted)
+                     generation=generation, answer=extracted, correct_strict=numeric_match(generation, answer))
 
 
 def _cut_at_stop(text: str, stop: Iterable[str]) -> str:
