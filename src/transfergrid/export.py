@@ -79,7 +79,7 @@ def export_results(study, store, jobs: Sequence[Job] | None = None, data=None, *
                                                                  scores["acc_norm"].astype(float))))
     held = set(scores["job_key"])
     sizes = {m.id: m.size_b for m in study.models}
-    norm = {t: headline_uses_norm(study, t) for t in study.tasks}
+    norm = {t: headline_uses_norm(study, t) for t in [*study.tasks, *study.target_only_tasks()]}
 
     # the base evaluation (a relatedness study's CoT evaluation has no adapter either)
     base = {j.model: j.key for j in evals
@@ -122,7 +122,10 @@ def export_results(study, store, jobs: Sequence[Job] | None = None, data=None, *
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if items is None:
         items = export_items(study, store, jobs)
-    return append_uncertainty(frame, items, study)
+    frame = append_uncertainty(frame, items, study)
+    if study.evaluation.fewshot:  # k-shot scores say so (a column after the released schema's)
+        frame["fewshot"] = study.evaluation.fewshot
+    return frame
 
 
 def append_uncertainty(results, items, study):

@@ -114,8 +114,14 @@ class Worker:
         ev = self.study.evaluation
         start = time.perf_counter()
         items = self.target_items(cell)
-        scores = score_variants(self.adapters, loaded.tokenizer, [name], items, ev.format,
-                                chat_template=ev.chat_template, batch_tokens=ev.batch_tokens)[name]
+        from transfergrid.fewshot import cell_prompts
+        from transfergrid.prompts import GENERATIVE_TASKS
+
+        prompts = cell_prompts(self.study, self.data, cell, items, loaded.tokenizer)  # None: zero-shot
+        fmt = "cloze" if cell.task in GENERATIVE_TASKS else ev.format  # mgsm has its one prompt
+        scores = score_variants(self.adapters, loaded.tokenizer, [name], items, fmt,
+                                chat_template=ev.chat_template, batch_tokens=ev.batch_tokens, prompts=prompts,
+                                max_new_tokens=ev.max_new_tokens)[name]
         return CellResult(cell, cell_metrics(scores), [s.to_dict() for s in scores], time.perf_counter() - start)
 
     def chain_of_thought(self, job: Job, cell: Cell) -> CellResult:

@@ -84,13 +84,16 @@ def _versions() -> dict[str, str]:
 
 
 def build_jobs(study: Study, manifest_hash: Callable[[str], str],
-               fingerprint: Callable[[str], str]) -> list[Job]:
+               fingerprint: Callable[[str], str], fewshot: Mapping[str, Any] | None = None) -> list[Job]:
     """Every job of the study, in a runnable order: per model, its trainings, then its evaluations.
 
     `manifest_hash(task)` and `fingerprint(source)` come from the data and models layers
     (`StudyData.manifest_hash`, `models.model_fingerprint`); they are parameters so that planning
-    stays a pure function of its inputs.
+    stays a pure function of its inputs. `fewshot` (`fewshot.key_fields`): the few-shot setting
+    and its drawn example ids, part of every evaluation key of a few-shot study.
     """
+    if study.evaluation.fewshot and not fewshot:
+        raise ValueError("a few-shot study's jobs need its examples' ids (fewshot.key_fields)")
     versions = _versions()
     ev = study.evaluation
     targets = [str(c) for c in study.target_cells()]
@@ -99,6 +102,12 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
         "kind": EVAL, "targets": targets, "data": target_data, "format": ev.format,
         "chat_template": ev.chat_template, "limit": ev.limit, **versions,
     }
+    from transfergrid.data.registry import get_benchmark
+
+    if any(get_benchmark(c.task).generative for c in study.target_cells()):  # mgsm targets generate
+        eval_common["max_new_tokens"] = ev.max_new_tokens
+    if fewshot:  # zero-shot keys stay as they were
+        eval_common["fewshot"] = dict(fewshot)
     split = {"validation_fraction": study.splits.validation_fraction,
              "validation_seed": study.splits.validation_seed}
     train_common = {
@@ -163,7 +172,9 @@ def study_jobs(study: Study, data) -> list[Job]:
             cache[source] = model_fingerprint(source, revision=revisions.get(source))
         return cache[source]
 
-    return build_jobs(study, data.manifest_hash, fingerprint)
+    from transfergrid.fewshot import key_fields
+
+    return build_jobs(study, data.manifest_hash, fingerprint, key_fields(study, data, study.target_cells()))
 
 
 def plan(study: Study, store, data=None, *, jobs: list[Job] | None = None) -> list[Job]:

@@ -66,9 +66,14 @@ class ItemScore:
     n_tokens: tuple[int, ...] = ()
     generation: str | None = None  # generative tasks: the raw greedy output
     answer: str | None = None  # generative tasks: the extracted answer
+    # generative tasks: the harness's other mgsm_direct filter (remove_whitespace: the whole stripped
+    # generation must match); `correct` is its flexible-extract filter, the headline
+    correct_strict: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if d["correct_strict"] is None:  # multiple-choice records keep their columns
+            del d["correct_strict"]
         d["loglik"], d["is_greedy"], d["n_tokens"] = list(self.loglik), list(self.is_greedy), list(self.n_tokens)
         return d
 
@@ -498,13 +503,16 @@ def _forward_model(adapters):
 
 def score_variants(adapters, tokenizer, variants: Sequence[str | None], items: Sequence[Item], fmt: str, *,
                    chat_template: bool = False, batch_tokens: int | None = None, progress: Progress | None = None,
-                   max_new_tokens: int = 256) -> dict[str | None, list[ItemScore]]:
+                   max_new_tokens: int = 256, prompts: Sequence[Prompt] | None = None
+                   ) -> dict[str | None, list[ItemScore]]:
     """Score the same items under several adapters switched in place (None = the base model).
 
     Items are rendered and tokenised once; each variant costs only its forward passes.
     `adapters` is a `models.AdapterSet` (with `.activate(name)`) or a plain model for [None].
+    `prompts`: the items' prompts when already rendered (few-shot contexts, `fewshot.cell_prompts`).
     """
-    prompts = [render(it, fmt, chat_template=chat_template, tokenizer=tokenizer) for it in items]
+    if prompts is None:
+        prompts = [render(it, fmt, chat_template=chat_template, tokenizer=tokenizer) for it in items]
     mc, gen = _split(items)
     encoded = encode_prompts(tokenizer, [prompts[i] for i in mc]) if mc else []
     results: dict[str | None, list[ItemScore]] = {}
@@ -555,7 +563,7 @@ def generative_score(item: Item, generation: str) -> ItemScore:
     extracted = extract_number(generation)
     ok = numeric_match(extracted, answer)
     return ItemScore(item.id, item.task, item.lang, -1, (), -1, -1, -1, ok, ok, ok,
-                     generation=generation, answer=extracted)
+                     generation=generation, answer=extracted, correct_strict=numeric_match(generation, answer))
 
 
 def _cut_at_stop(text: str, stop: Iterable[str]) -> str:

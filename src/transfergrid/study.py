@@ -60,6 +60,9 @@ class GridSpec(_Spec):
     languages: list[str] = Field(min_length=1)
     sources: list[str] | None = Field(default=None, description="TASK:LANG source cells (default: every cell)")
     targets: list[str] | None = Field(default=None, description="TASK:LANG target cells (default: every cell)")
+    extra_targets: list[str] = Field(
+        default_factory=list, description="TASK:LANG target-only cells of tasks outside `tasks` (e.g. "
+                                          "mgsm:en, generative): evaluated beside the targets, never trained on")
 
     @field_validator("tasks", "languages")
     @classmethod
@@ -77,6 +80,15 @@ class GridSpec(_Spec):
                 if not sep or task not in self.tasks or lang not in self.languages:
                     raise ValueError(f"{name}: {text!r} is not a TASK:LANG cell of the grid "
                                      f"(tasks {self.tasks}, languages {self.languages})")
+        for text in self.extra_targets:
+            task, sep, lang = text.partition(":")
+            if not sep or not task or not lang:
+                raise ValueError(f"extra_targets: {text!r} is not a TASK:LANG cell")
+            if task in self.tasks:
+                raise ValueError(f"extra_targets: {text!r} is a task of the grid; list it in targets "
+                                 f"(extra targets are cells of tasks outside tasks, never sources)")
+            if self.extra_targets.count(text) > 1:
+                raise ValueError(f"extra_targets: {text!r} listed twice")
         return self
 
 
@@ -155,6 +167,21 @@ class EvaluationSpec(_Spec):
         default=None, ge=64, description="tokens per forward pass; unset = sized by the device "
                                          "(free GPU memory on CUDA, 512 on CPU)")
     limit: int | None = Field(default=None, ge=1, description="score only the first N test items of a cell")
+    max_new_tokens: int = Field(default=256, ge=1, description="generative targets (mgsm): greedy tokens at most "
+                                                              "(the harness's max_gen_toks)")
+    # few-shot evaluation (transfergrid.fewshot): k solved train examples before every test item
+    fewshot: int = Field(default=0, ge=0, description="k examples per target cell from its train split; 0 = zero-shot")
+    fewshot_seed: int = Field(default=1234, description="seed of the draw (the harness's fewshot_random_seed)")
+    fewshot_sampling: Literal["cell", "item"] = Field(
+        default="cell", description="one draw per target cell, or one per test item (the harness's stream)")
+    fewshot_as_multiturn: bool | None = Field(
+        default=None, description="examples as chat turns; default: on with chat_template (the harness)")
+
+    @model_validator(mode="after")
+    def _fewshot(self) -> EvaluationSpec:
+        if self.fewshot_as_multiturn and not self.chat_template:
+            raise ValueError("fewshot_as_multiturn = true needs chat_template = true")
+        return self
 
 
 class CotSpec(_Spec):
@@ -219,15 +246,21 @@ class Study(_Spec):
             raise ValueError("a transfer study needs a [grid] table with tasks and languages")
         if self.kind == "relatedness" and self.relatedness is None:
             raise ValueError("a relatedness study needs a [relatedness] table")
+        if self.kind == "relatedness" and self.evaluation.fewshot:
+            raise ValueError("evaluation.fewshot is an option of transfer studies (a relatedness study's "
+                             "targets have no train split)")
         if self.kind == "relatedness" and "evaluation" not in self.model_fields_set:
             # study 2 scores the option labels "1".."4" after a numbered prompt
             object.__setattr__(self, "evaluation", EvaluationSpec(format="numbers"))
         from transfergrid.data.registry import benchmark_names
 
         known = benchmark_names()
-        for task in self.tasks:
+        for task in [*self.tasks, *self.target_only_tasks()]:
             if task not in known:
                 raise ValueError(f"unknown task {task!r}{_did_you_mean(task, known)}; known tasks: {', '.join(known)}")
+        if self.evaluation.fewshot and self.target_only_tasks():
+            raise ValueError(f"evaluation.fewshot draws examples from a target's train split; the extra targets "
+                             f"({', '.join(self.target_only_tasks())}) have none")
         return self
 
     # --- derived views -------------------------------------------------------------------
@@ -257,9 +290,14 @@ class Study(_Spec):
     def target_cells(self) -> list[Cell]:
         if self.kind == "relatedness":
             return [Cell(self.relatedness.benchmark, lang) for lang in self.relatedness.target_languages()]
-        if self.grid.targets:
-            return [Cell.parse(s) for s in self.grid.targets]
-        return self.cells()
+        cells = [Cell.parse(s) for s in self.grid.targets] if self.grid.targets else self.cells()
+        return cells + [Cell.parse(s) for s in self.grid.extra_targets]
+
+    def target_only_tasks(self) -> list[str]:
+        """Tasks of `grid.extra_targets`: evaluated only (test items, no train split)."""
+        if self.kind == "relatedness" or self.grid is None:
+            return []
+        return list(dict.fromkeys(s.partition(":")[0] for s in self.grid.extra_targets))
 
     def train_format(self) -> str:
         return self.training.format or self.evaluation.format
@@ -273,8 +311,17 @@ class Study(_Spec):
 
     def content_hash(self) -> str:
         """A stable hash of everything that determines results (not the name or output dir)."""
+        from transfergrid.data.registry import get_benchmark
+
         payload = self.model_dump(mode="json", exclude={"name", "description", "output_dir"})
         payload["splits"].pop("manifests", None)  # where the files lie; their ids enter job keys
+        if payload.get("grid") and not payload["grid"]["extra_targets"]:  # hashes as before the field
+            payload["grid"].pop("extra_targets")
+        if not any(get_benchmark(c.task).generative for c in self.target_cells()):
+            payload["evaluation"].pop("max_new_tokens")  # only generative targets use it
+        if not payload["evaluation"]["fewshot"]:  # zero-shot studies hash as before few-shot existed
+            for name in ("fewshot", "fewshot_seed", "fewshot_sampling", "fewshot_as_multiturn"):
+                payload["evaluation"].pop(name)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

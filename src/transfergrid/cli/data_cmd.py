@@ -65,7 +65,7 @@ def check_cmd(study_file: Annotated[Path, Arg(help="Study file (TOML).")], data_
         n = sum(1 for row in rows if row.problem)
         sep = " " if len(problems) == 1 else "\n  "
         raise UserError(f"{n} of {len(rows)} cells have problems:{sep}" + sep.join(problems))
-    hashes = ", ".join(f"{task} {data.manifest_hash(task)}" for task in study.tasks)
+    hashes = ", ".join(f"{task} {data.manifest_hash(task)}" for task in [*study.tasks, *study.target_only_tasks()])
     console.print(f"all {len(rows)} cells ok; manifests: {hashes}")
 
 

@@ -97,7 +97,10 @@ class StudyData:
     # --- manifests ----------------------------------------------------------------------------
     def manifest(self, task: str) -> dict:
         if task not in self._manifests:
-            fresh = self._relatedness_manifest(task) if self.study.kind == "relatedness" else self._transfer_manifest(task)
+            if task in self.study.target_only_tasks():
+                fresh = self._target_only_manifest(task)
+            else:
+                fresh = self._relatedness_manifest(task) if self.study.kind == "relatedness" else self._transfer_manifest(task)
             path = self._manifest_path(task)
             if path is not None and path.is_file() and not self._same(task, path, fresh):
                 raise DataError("stored manifest does not match the manifest the data and study give now "
@@ -116,7 +119,7 @@ class StudyData:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         written = []
-        for task in self.study.tasks:
+        for task in [*self.study.tasks, *self.study.target_only_tasks()]:
             manifest = self.manifest(task)
             path = self._manifest_path(task, directory)
             if path.is_file():
@@ -203,6 +206,26 @@ class StudyData:
                 "train": [back[i] for i in train_file], "validation": [back[i] for i in val_file],
                 "test": [back[i] for i in test_file]}
 
+    def _target_only_manifest(self, task: str) -> dict:
+        """An extra target's manifest (`grid.extra_targets`): test ids only, shared by its target
+        languages; `splits.per_task[task].test` items if set, else up to `splits.test` (all of MGSM's
+        250 by default). Drawn as a grid task's test ids; `splits.manifests` does not cover it."""
+        sp = self.study.splits
+        langs = [c.lang for c in self.study.target_cells() if c.task == task]
+        pools = {lang: set(self.pool(task, lang)) for lang in langs}
+        shared = set.intersection(*pools.values())
+        override = sp.per_task.get(task)
+        n_test = override.test if override and override.test else min(sp.test, len(shared))
+        if len(shared) < n_test:
+            raise UserError(f"{task}: {len(shared)} item ids are shared by all of {', '.join(langs)} "
+                            f"({_overlap_counts(pools)}), fewer than splits.per_task.{task}.test = {n_test}")
+        origin = self._origin.get(task, {})
+        test = _shuffled(shared, f"{sp.seed}/{task}")[:n_test]
+        back = {files.file_id(task, i, origin.get(i)): i for i in test}
+        test_file = files.reference_order(files.file_id(task, i, origin.get(i)) for i in test)
+        return {"kind": "transfer", "task": task, "languages": sorted(langs), "seed": sp.seed,
+                "target_only": True, "train": [], "validation": [], "test": [back[i] for i in test_file]}
+
     def _relatedness_manifest(self, task: str) -> dict:
         r, sp = self.study.relatedness, self.study.splits
         sources, langs = list(r.source_languages), self.study.languages
@@ -242,7 +265,7 @@ class StudyData:
     def items(self, cell: Cell, split: str) -> list[Item]:
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
-        if cell.task not in self.study.tasks:
+        if cell.task not in self.study.tasks and cell.task not in self.study.target_only_tasks():
             raise UserError(f"{cell}: task {cell.task!r} is not in the study (tasks: {', '.join(self.study.tasks)})")
         manifest = self.manifest(cell.task)
         if manifest["kind"] == "relatedness" and split != "test":
@@ -276,7 +299,7 @@ class StudyData:
 
         fmt = self.study.evaluation.format
         rows = []
-        for cell in self.study.cells():
+        for cell in dict.fromkeys([*self.study.cells(), *self.study.target_cells()]):  # + extra targets
             try:
                 sizes = [len(self.items(cell, split)) if self._has_split(cell, split) else 0 for split in SPLITS]
                 for item in self.items(cell, "test"):

@@ -315,6 +315,8 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
     name = getattr(study, "name", None) or (study.get("name") if isinstance(study, Mapping) else None)
     meta = [f"study {name}"] if name else []
     meta += [f"{v} {k if v != 1 else k[:-1]}" for k, v in counts.items()]  # "1 model", "2 models"
+    if getattr(getattr(study, "evaluation", None), "fewshot", 0):
+        meta.append(f"{study.evaluation.fewshot}-shot evaluation")
     meta.append("generated " + generated.strftime("%Y-%m-%d %H:%M %Z").strip())
 
     body: list[str] = []
