@@ -46,8 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TQDM_DISABLE", "1")  # the harness's and datasets' progress bars
 
 from benchmarks._common import run_harness, task_manager, write_harness_tasks
+from transfergrid.estimate import (
+    COSTS_FORMAT,  # `transfergrid plan --costs` reads this file
+)
 
-COSTS_FORMAT = "transfergrid-costs/1"
 MODELS = ["random:llama-3.2-1b", "random:llama-3.1-8b"]
 SMALL_MODELS = ["random:llama-3.2-1b?small", "random:llama-3.1-8b?small&layers=3"]
 WORDS = ["energy", "water", "plant", "animal", "light", "heat", "sound", "force", "motion", "earth", "rock", "soil", "cloud", "rain", "river", "ocean", "cell", "body", "blood", "bone", "muscle", "food", "chemical", "metal", "gas", "liquid", "solid", "change", "measure", "observe", "student", "experiment", "result", "increase", "decrease", "temperature", "pressure", "surface", "layer", "mass", "weight", "volume", "speed", "which", "what", "most", "likely", "because", "during", "after", "before", "between", "small", "large", "many"]

@@ -84,6 +84,26 @@ def test_cost_model_scales_with_model_size():
     assert flops.train_seconds(1e6, 1.0) == pytest.approx(4e9 * 1e6 / 4e14)
 
 
+def test_cost_model_from_the_gpu_benchmarks_costs_file(tmp_path, capsys):
+    """`plan --costs` reads benchmarks/gpu.py's file: seconds per token per B params, averaged over models."""
+    costs = {"format": "transfergrid-costs/1", "measured": True, "machine": {"device": "NVIDIA H200"},
+             "models": {"a": {"params": 1e9, "train": {"tokens_per_s": 1000.0}, "eval": {"tokens_per_s": 4000.0}},
+                        "b": {"params": 8e9, "train": {"tokens_per_s": 250.0}, "eval": {"tokens_per_s": 500.0}},
+                        "c": {"params": 3e9, "eval": {"tokens_per_s": 1.0}}}}  # no training row: left out
+    path = tmp_path / "costs.json"
+    path.write_text(json.dumps(costs))
+    cost = CostModel.from_costs_file(path, gpus=8)
+    assert cost.train_s_per_token_b == pytest.approx((1 / 1000 + 1 / 2000) / 2)
+    assert cost.eval_s_per_token_b == pytest.approx((1 / 4000 + 1 / 4000) / 2)
+    assert cost.gpus == 8 and "2 model(s) on NVIDIA H200 (measured)" in cost.basis
+    report, study = _plan(tmp_path, capsys, "--costs", str(path))
+    assert report["compute_s"] > 0 and "costs file" in report["cost_basis"]
+    path.write_text(json.dumps({"format": "other"}))
+    with pytest.raises(SystemExit) as info:
+        main(["plan", str(study), "--data-dir", str(DATA), "--costs", str(path)])
+    assert info.value.code == 2 and "transfergrid-costs/1" in capsys.readouterr().err
+
+
 def test_plan_offline_source_falls_back_and_says_so(tmp_path, capsys):
     report, _ = _plan(tmp_path, capsys, extra='[data.sources]\narc_challenge = "no-such-copy"\n')
     assert any(k.startswith("arc_challenge (no-such-copy)") for k in report["unchecked"])

@@ -23,11 +23,13 @@ projection do not scale with N); say which basis an estimate used.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from transfergrid.errors import UserError
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 
 BYTES_PER_TOKEN = 4.0  # fallback when no tokenizer is at hand: UTF-8 bytes per token
 ASSUMED_ITEM_BYTES = 600  # fallback when no text of a task is readable at all: bytes per item
+
+
+COSTS_FORMAT = "transfergrid-costs/1"  # benchmarks/gpu.py --costs
 
 
 # --- per-token costs -----------------------------------------------------------------------------
@@ -63,6 +68,32 @@ class CostModel:
         if train_tokens_per_s <= 0 or eval_tokens_per_s <= 0 or size_b <= 0:
             raise UserError("throughput and model size must be positive numbers")
         return cls(1.0 / (train_tokens_per_s * size_b), 1.0 / (eval_tokens_per_s * size_b), basis, gpus)
+
+    @classmethod
+    def from_costs_file(cls, path: Path, gpus: int = 1) -> CostModel:
+        """The per-token costs `benchmarks/gpu.py --costs PATH` measured (format transfergrid-costs/1):
+        seconds per token per billion parameters, averaged over the models it measured."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"--costs {path}: cannot read it as JSON ({exc})") from None
+        if not isinstance(data, dict) or data.get("format") != COSTS_FORMAT:
+            raise UserError(f"--costs {path}: expected a {COSTS_FORMAT} file written by benchmarks/gpu.py --costs")
+        train, score = [], []
+        for m in (data.get("models") or {}).values():
+            try:
+                size_b = float(m["params"]) / 1e9
+                train.append(1.0 / (float(m["train"]["tokens_per_s"]) * size_b))
+                score.append(1.0 / (float(m["eval"]["tokens_per_s"]) * size_b))
+            except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                continue  # a section the benchmark skipped or stopped
+        if not train:
+            raise UserError(f"--costs {path}: no model with both training and evaluation throughput")
+        machine = data.get("machine") or {}
+        kind = "measured" if data.get("measured") else "NOT a GPU measurement (CPU or --small run)"
+        return cls(sum(train) / len(train), sum(score) / len(score),
+                   f"costs file {path}: {len(train)} model(s) on {machine.get('device', '?')} "
+                   f"({kind}), scaled by model size", gpus)
 
     @classmethod
     def from_flops(cls, flops_per_s: float, *, full: bool = False, gpus: int = 1) -> CostModel:

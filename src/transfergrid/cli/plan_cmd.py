@@ -80,9 +80,11 @@ def _is_hub(source: str) -> bool:
         return False
 
 
-def _cost(train_tps, eval_tps, at_size_b, flops, gpus, measure, measure_model, study):
+def _cost(train_tps, eval_tps, at_size_b, flops, gpus, measure, measure_model, study, costs=None):
     from transfergrid.estimate import CostModel, measure_cost
 
+    if costs is not None:
+        return CostModel.from_costs_file(costs, gpus)
     if train_tps is not None or eval_tps is not None:
         if train_tps is None or eval_tps is None:
             raise UserError("--train-tokens-per-s and --eval-tokens-per-s go together")
@@ -221,9 +223,11 @@ def plan_command(
         = "bundled:smollm2-135m-instruct",
     sample: Annotated[int, Opt("--sample", min=1, help="items per cell whose tokens are counted")] = 50,
     as_json: Annotated[bool, Opt("--json", help="machine-readable output")] = False,
+    costs: Annotated[Path | None, Opt("--costs", help="per-token costs from benchmarks/gpu.py --costs")] = None,
 ) -> None:
     """Jobs, cells, items and tokens per job, and the estimated compute of the study; writes nothing."""
     from transfergrid.study import load_study
 
-    cost = _cost(train_tps, eval_tps, at_size_b, flops, gpus, measure, measure_model, load_study(study_path))
+    cost = _cost(train_tps, eval_tps, at_size_b, flops, gpus, measure, measure_model, load_study(study_path),
+                 costs)
     show_plan(study_path, out, data_dir, cost=cost, sample=sample, as_json=as_json)
