@@ -78,6 +78,10 @@ def test_what_changes_which_keys():
     # a model's weights: that model's jobs only
     fp = changed(_jobs(study, fps={"tiny:seed=0": "other"}))
     assert fp == {k for k in ref if k[1] == "a"}
+    # an explicit dtype (bf16 weights score differently): that model's jobs only; "auto" keeps its keys
+    bf16 = changed(_jobs(_study(models=[{"id": "a", "source": "tiny:seed=0", "dtype": "bfloat16"},
+                                        {"id": "b", "source": "tiny:seed=1"}])))
+    assert bf16 == {k for k in ref if k[1] == "a"}
     # one task's data manifest: trainings on that task, and every evaluation (it is a target)
     data = changed(_jobs(study, manifests={"truthfulqa_mc1": "new"}))
     assert {k for k in data if k[0] == TRAIN} == {k for k in ref if k[0] == TRAIN and k[2].startswith("truthfulqa")}

@@ -123,6 +123,8 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
     jobs: list[Job] = []
     for m in study.models:
         fp = fingerprint(m.source)
+        if m.dtype != "auto":  # the same weights in another dtype score (and train) differently
+            fp = f"{fp}:{m.dtype}"
         base = {"model": m.id, "model_source": m.source, "seed": None, "source_cell": None,
                 "adapter_key": None, "targets": targets, "variant": "base"}
         jobs.append(Job(EVAL, content_key({**eval_common, "fingerprint": fp, "adapter": None}), base))
