@@ -203,7 +203,7 @@ def test_sigkill_at_random_points_then_resume(reference, tmp_path, data_dir):
     times; a final run must give exactly the uninterrupted run's results."""
     study, _, results = reference
     out = tmp_path / "out"
-    seed = int.from_bytes(os.urandom(4), "little")
+    seed = int(os.environ.get("TRANSFERGRID_TEST_SEED", "20261202"))  # fixed; set it to explore
     rng = random.Random(seed)
     cmd = _command(study, out, data_dir)
     kills = 0

@@ -76,7 +76,7 @@ def test_simulated_scores_are_a_function_of_the_key(study, reference, tmp_path):
 
 def test_ten_sigkills_of_the_process_group_then_resume(study, reference, tmp_path):
     out = tmp_path / "killed"
-    seed = int.from_bytes(os.urandom(4), "little")
+    seed = int(os.environ.get("TRANSFERGRID_TEST_SEED", "20261202"))  # fixed; set it to explore
     rng = random.Random(seed)
     # each stand-in training and cell takes 20 ms: the grid lasts a few seconds, and kills land in it
     slow = {"TRANSFERGRID_SIMULATE_SECONDS": "0.02"}

@@ -168,11 +168,6 @@ class Store:
         return self.root / "artifacts" / "logs" / f"{key}.txt"
 
     # --- planning -------------------------------------------------------------------------
-    def register(self, jobs: Iterable[Job]) -> None:
-        with self._write() as db:
-            db.executemany("INSERT OR IGNORE INTO jobs (key, kind, spec) VALUES (?, ?, ?)",
-                           [(j.key, j.kind, json.dumps(dict(j.spec), sort_keys=True)) for j in jobs])
-
     def statuses(self, keys: Iterable[str] | None = None) -> dict[str, sqlite3.Row]:
         rows = self._db.execute("SELECT * FROM jobs").fetchall()
         wanted = None if keys is None else set(keys)
@@ -459,11 +454,6 @@ class Store:
         if keys is not None:
             frame = frame[frame["job_key"].isin(set(keys))].reset_index(drop=True)
         return frame
-
-    def events(self):
-        import pandas as pd
-
-        return pd.read_sql_query("SELECT * FROM events ORDER BY at", self._db)
 
 
 def write_items_file(items, path: Path) -> None:

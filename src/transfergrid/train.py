@@ -598,11 +598,3 @@ def _versions() -> dict[str, str]:
     import transformers
 
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
-
-
-def read_metadata(out_dir: str | Path) -> dict[str, Any]:
-    """The transfergrid.json of a trained adapter directory."""
-    path = Path(out_dir) / METADATA_FILE
-    if not path.is_file():
-        raise ModelError(f"{out_dir}: no {METADATA_FILE} (not an adapter written by transfergrid train)")
-    return json.loads(path.read_text(encoding="utf-8"))
