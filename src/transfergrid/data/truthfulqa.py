@@ -62,10 +62,13 @@ class Question:
             self.mc1, labels1 = r.get("mc1_targets_choices", list), r.get("mc1_targets_labels", list)
             self.mc2, self.labels2 = r.get("mc2_targets_choices", list), r.get("mc2_targets_labels", list)
         field = "mc1_targets" if english else "mc1_targets_labels"
-        if len(self.mc1) < 2 or len(labels1) != len(self.mc1) or sorted(labels1) != [0] * (len(labels1) - 1) + [1]:
+        if (len(self.mc1) < 2 or len(labels1) != len(self.mc1) or not _labels(labels1)
+                or sorted(labels1) != [0] * (len(labels1) - 1) + [1]):
             raise r.error("expected two or more mc1 choices with exactly one label 1", field)
         if not all(isinstance(c, str) and c.strip() for c in self.mc1):
             raise r.error("expected non-empty choice strings", "mc1_targets_choices")
+        if not all(isinstance(c, str) for c in self.mc2) or len(self.labels2) != len(self.mc2) or not _labels(self.labels2):
+            raise r.error("expected mc2 choice strings, each with a label 0 or 1", "mc2_targets" if english else "mc2_targets_labels")
         self.gold = labels1.index(1)
         self.signature = (len(self.mc1), len(self.mc2), sum(int(x) for x in self.labels2))
 
@@ -76,6 +79,10 @@ class Question:
 
     def text(self) -> str:
         return " ".join([self.question, *self.mc2, *self.mc1]).lower()
+
+
+def _labels(labels: list) -> bool:
+    return all(type(x) is int and x in (0, 1) for x in labels)
 
 
 def _profile_similarity(a: Question, b: Question) -> float:
