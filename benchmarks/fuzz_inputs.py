@@ -98,7 +98,7 @@ def judge(res: Result, hints: list[str], out_dir: Path | None = None) -> tuple[s
         last = tb.strip().splitlines()[-1]
         if "LinAlgError" in tb and "analysis/variance.py" in tb:
             return "known crash", last
-        return "traceback", _where(tb) + last
+        return "traceback", (_where(tb) + last)[:300]
     if res.code == 0:
         return "exit 0", ""
     lines = error_lines(res.err)
@@ -560,7 +560,7 @@ def run_benchmark_case(case: Case, work: Path, base_root: Path) -> None:
     root = case.root
     rel = case.path.relative_to(root).as_posix()
     task, lang = benchmark_of(rel)
-    hints = [case.path.name, CELL]
+    hints = [case.path.name, CELL, re.compile(rf"\b{task}\b.*\b{re.escape(lang)}\b")]
     case.commands = [["data", "show", task, lang, "--split", split, "--limit", "2", "--data-dir", str(root)]
                      for split in get_benchmark(task).splits(lang, base_root)]
     case.commands += [["data", "check", str(data_study(task, base_root, work)), "--data-dir", str(root)],
