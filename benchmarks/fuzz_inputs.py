@@ -26,6 +26,7 @@ import contextlib
 import datetime
 import io
 import json
+import math
 import os
 import random
 import re
@@ -168,7 +169,7 @@ def _tval(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return "nan" if v != v else ("inf" if v == float("inf") else "-inf" if v == float("-inf") else repr(v))
+        return "nan" if math.isnan(v) else ("inf" if v == float("inf") else "-inf" if v == float("-inf") else repr(v))
     if isinstance(v, int):
         return str(v)
     if isinstance(v, (datetime.date, datetime.datetime)):
@@ -359,9 +360,9 @@ def data_files(root: Path) -> list[Path]:
 def benchmark_of(rel: str) -> tuple[str, str]:
     """(task, language) of a raw file of the data root."""
     name = Path(rel).name
-    if rel.startswith("okapi/m_arc") or rel.startswith("ai2_arc"):
+    if rel.startswith(("okapi/m_arc", "ai2_arc")):
         return "arc_challenge", "en" if rel.startswith("ai2") else name.split("_")[0]
-    if rel.startswith("okapi/m_mmlu") or rel.startswith("mmlu_en"):
+    if rel.startswith(("okapi/m_mmlu", "mmlu_en")):
         return "mmlu", "en" if rel.startswith("mmlu_en") else name.split("_")[0]
     if "truthfulqa" in rel:
         return "truthfulqa_mc1", "en" if rel.startswith("truthfulqa_en") else name.split("_")[0]
@@ -369,7 +370,7 @@ def benchmark_of(rel: str) -> tuple[str, str]:
         return "global_mmlu_lite", name.split("_")[3]
     if rel.startswith("belebele"):
         return "belebele", name.split("_")[0]
-    if rel.startswith("xcopa") or rel.startswith("copa_en"):
+    if rel.startswith(("xcopa", "copa_en")):
         return "xcopa", "en" if rel.startswith("copa") else Path(rel).parent.name
     if rel.startswith("xstorycloze"):
         return "xstorycloze", name.split(".")[2]
@@ -663,8 +664,8 @@ def pd_concat(frames):
     return pd.concat(frames, ignore_index=True)
 
 
-def results_cases(rng: random.Random, n: int, work: Path) -> list[Case]:
-    bases = results_bases()
+def results_cases(rng: random.Random, n: int, work: Path, shared: Path = SHARED) -> list[Case]:
+    bases = results_bases(shared)
     cases = []
     for i in range(n):
         name = ("simulated", "release")[i % 2]
@@ -693,7 +694,7 @@ def subprocess_check(case: Case, env: dict) -> str | None:
         inproc = invoke(argv) if argv[0] != "run" else None
         with tempfile.TemporaryDirectory() as cwd:
             proc = subprocess.run([sys.executable, "-m", "transfergrid", *argv], capture_output=True, text=True,
-                                  env=env, cwd=cwd, timeout=300)
+                                  env=env, cwd=cwd, timeout=300, check=False)
         if "Traceback (most recent call last)" in proc.stderr:
             return f"{' '.join(argv[:2])}: subprocess traceback: {proc.stderr.strip().splitlines()[-1]}"
         expected = inproc.code if inproc is not None else 2
@@ -705,7 +706,7 @@ def subprocess_check(case: Case, env: dict) -> str | None:
 
 
 def fuzz(n_studies: int, n_benchmarks: int, n_results: int, seed: int = 0, n_subprocess: int = 10,
-         work: Path | None = None, progress: bool = True) -> dict:
+         work: Path | None = None, progress: bool = True, shared: Path = SHARED) -> dict:
     """Write and run every case; returns {"counts": {category: Counter}, "cases": [...], ...}."""
     rng = random.Random(seed)
     own = work is None
@@ -717,9 +718,9 @@ def fuzz(n_studies: int, n_benchmarks: int, n_results: int, seed: int = 0, n_sub
     os.environ.pop("TRANSFERGRID_DATA", None)  # --data-dir decides; the env var would win over a study's data.dir
     timings = {}
     try:
-        base_root = build_data_root(work / "base-data")
+        base_root = build_data_root(work / "base-data", shared)
         cases = (study_cases(rng, n_studies, work, base_root) + benchmark_cases(rng, n_benchmarks, work, base_root)
-                 + results_cases(rng, n_results, work))
+                 + results_cases(rng, n_results, work, shared))
         runners = {"study": lambda c: run_study_case(c, base_root),
                    "benchmark": lambda c: run_benchmark_case(c, work, base_root), "results": run_results_case}
         with fast_mode(), _progress(progress, len(cases)) as advance:
