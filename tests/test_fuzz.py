@@ -72,7 +72,7 @@ def test_truthfulqa_labels_and_choices_of_the_wrong_type_are_a_data_error(small_
     shutil.copytree(small_root, root)
     path = root / "okapi" / "m_truthfulqa" / "es_validation.json"
     _rewrite_first_row(path, lambda row: row.__setitem__(field, value))
-    with pytest.raises(DataError, match=r"es_validation\.json:1.*field 'mc[12]_targets"):
+    with pytest.raises(DataError, match=r"es_validation\.json, field .mc[12]_targets"):
         load_items("truthfulqa_mc1", "es", "validation", root)
 
 
