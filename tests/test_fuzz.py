@@ -62,17 +62,25 @@ def _rewrite_first_row(path: Path, change) -> None:
     path.write_text(write(rows), encoding="utf-8")
 
 
-@pytest.mark.parametrize("field, value", [("mc1_targets_labels", [1, {}, 0]), ("mc2_targets_choices", [1, 2])])
-def test_truthfulqa_labels_and_choices_of_the_wrong_type_are_a_data_error(small_root, tmp_path, field, value):
+def _labels_with_a_dict(row):  # as many labels as choices, so only the label's type is wrong
+    row["mc1_targets_labels"] = [1, {}] + [0] * (len(row["mc1_targets_choices"]) - 2)
+
+
+def _int_mc2_choices(row):
+    row["mc2_targets_choices"] = list(range(len(row["mc2_targets_labels"])))
+
+
+@pytest.mark.parametrize("change, field", [(_labels_with_a_dict, "mc1_targets_labels"),
+                                           (_int_mc2_choices, "mc2_targets_labels")])
+def test_truthfulqa_labels_and_choices_of_the_wrong_type_are_a_data_error(small_root, tmp_path, change, field):
     import shutil
 
     from transfergrid.data import load_items
 
     root = tmp_path / "root"
     shutil.copytree(small_root, root)
-    path = root / "okapi" / "m_truthfulqa" / "es_validation.json"
-    _rewrite_first_row(path, lambda row: row.__setitem__(field, value))
-    with pytest.raises(DataError, match=r"es_validation\.json, field .mc[12]_targets"):
+    _rewrite_first_row(root / "okapi" / "m_truthfulqa" / "es_validation.json", change)
+    with pytest.raises(DataError, match=rf"es_validation\.json, field '{field}'"):
         load_items("truthfulqa_mc1", "es", "validation", root)
 
 
