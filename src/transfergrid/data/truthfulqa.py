@@ -276,7 +276,7 @@ def _compute_ids(root: Path) -> dict[str, list[str]]:
     english_path = root / ENGLISH
     if english_path.is_file():
         english = _questions(english_path, english=True)
-        matched = {e: g for g, e in match_english(groups, english).items()} if groups else {}
+        matched = {e: g for g, e in match_english(groups, english).items()} if groups and english else {}
         first = next(iter(ids.values()), [])
         ids["en"] = [first[matched[e]] if e in matched else f"tqa-en-{e:04d}" for e in range(len(english))]
     return ids
