@@ -46,7 +46,8 @@ SHARED = Path(os.environ.get("TRANSFERGRID_DATA", REPO / ".." / "shared" / "data
 EXAMPLES = REPO / "examples"
 OUTCOMES = ("exit 0", "exit 2", "traceback", "known crash", "other")
 CELL = re.compile(r"\b[a-z][a-z0-9_]*:[A-Za-z][A-Za-z_-]*\b")  # a TASK:LANG cell named in a message
-FIELD = re.compile(r"\b(splits|grid|training|evaluation|relatedness|models|data)\.[a-z_]+")  # a study field
+FIELD = re.compile(r"\b(splits|grid|training|evaluation|relatedness|models|data)\.[a-z_]+"  # a study field
+                   r"|\b(test_items|train_items_per_language) = ")
 KNOWN_CRASH = "variance REML LinAlgError (analysis/variance.py; fixed on the release branch)"
 
 
