@@ -109,3 +109,29 @@ def test_a_language_code_that_is_no_file_name_is_a_study_error(table, lang):
                                                          "groups": {"related": ["ms", lang]}}}
     with pytest.raises(StudyError, match=rf"{table}(\.languages)?: .* is not a language code"):
         parse_study(study, "s.toml")
+
+
+def test_a_list_as_the_global_mmlu_answer_is_outside_the_choices(small_root, tmp_path):
+    import shutil
+
+    from transfergrid.data import load_items
+
+    root = tmp_path / "root"
+    shutil.copytree(small_root, root)
+    _rewrite_first_row(root / "global_mmlu_lite_sea" / "global_mmlu_lite_en_test.jsonl",
+                       lambda row: row.__setitem__("label", [0]))
+    with pytest.raises(DataError, match=r"global_mmlu_lite_en_test\.jsonl:1.*field 'label': answer \[0\] is not one"):
+        load_items("global_mmlu_lite", "en", "test", root)
+
+
+def test_an_empty_english_truthfulqa_file_is_an_empty_split(small_root, tmp_path):
+    import shutil
+
+    from transfergrid.data import load_items
+
+    root = tmp_path / "root"
+    shutil.copytree(small_root, root)
+    (root / "truthfulqa_en" / "mc_task.json").unlink()
+    (root / "truthfulqa_en" / "mc_task.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(DataError, match=r"mc_task\.json: empty split"):
+        load_items("truthfulqa_mc1", "en", "validation", root)
