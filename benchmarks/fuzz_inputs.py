@@ -714,9 +714,11 @@ def fuzz(n_studies: int, n_benchmarks: int, n_results: int, seed: int = 0, n_sub
     work = Path(tempfile.mkdtemp(prefix="transfergrid-fuzz-")) if own else work
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TRANSFERGRID_CACHE": str(work / "cache"), "PYTHONPATH": os.pathsep.join([str(REPO / "src"), *sys.path])}
-    saved_env = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFERGRID_CACHE")}
-    os.environ.update({k: env[k] for k in saved_env})
-    os.environ.pop("TRANSFERGRID_DATA", None)  # --data-dir decides; the env var would win over a study's data.dir
+    names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFERGRID_CACHE", "TRANSFERGRID_DATA")
+    saved_env = {k: os.environ.get(k) for k in names}  # restored at the end (the tests share the process)
+    os.environ.update({k: env[k] for k in names[:3]})
+    os.environ.pop("TRANSFERGRID_DATA", None)  # --data-dir decides
+    env.pop("TRANSFERGRID_DATA", None)
     timings = {}
     try:
         base_root = build_data_root(work / "base-data", shared)
