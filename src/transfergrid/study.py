@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -29,6 +30,13 @@ from transfergrid.records import Cell
 FORMATS = ("cloze", "letters", "numbers")
 REFERENCE_SEEDS = [17, 42, 101]
 REFERENCE_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def _check_language_codes(codes: list[str]) -> None:
+    """Language codes become file names (es, zh-s, arb_Arab): no paths, spaces or 5,000 characters."""
+    bad = [c for c in codes if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", c)]
+    if bad:
+        raise ValueError(f"{bad[0][:40]!r} is not a language code (letters, digits, '_' and '-', at most 64)")
 
 
 class _Spec(BaseModel):
@@ -66,10 +74,12 @@ class GridSpec(_Spec):
 
     @field_validator("tasks", "languages")
     @classmethod
-    def _unique(cls, v: list[str]) -> list[str]:
+    def _unique(cls, v: list[str], info: ValidationInfo) -> list[str]:
         dup = sorted({x for x in v if v.count(x) > 1})
         if dup:
             raise ValueError(f"listed twice: {', '.join(dup)}")
+        if info.field_name == "languages":
+            _check_language_codes(v)
         return v
 
     @model_validator(mode="after")
@@ -205,6 +215,7 @@ class RelatednessSpec(_Spec):
 
     @model_validator(mode="after")
     def _groups(self) -> RelatednessSpec:
+        _check_language_codes([*self.source_languages, *self.target_languages()])
         if isinstance(self.groups, dict):
             if self.related_group not in self.groups:
                 raise ValueError(f"groups needs a group named {self.related_group!r} (related_group)")

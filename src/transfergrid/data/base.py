@@ -195,8 +195,9 @@ class RowReader:
             text = str(value).strip().upper()
             index = LETTERS.find(text) if len(text) == 1 else -1
         else:
-            try:
-                index = int(value)
+            try:  # 1.5, inf or True are not choice indices
+                number = float(value)
+                index = int(number) if number.is_integer() and not isinstance(value, bool) else -1
             except (TypeError, ValueError):
                 index = -1
         if not 0 <= index < n_choices:

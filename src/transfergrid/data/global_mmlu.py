@@ -36,7 +36,8 @@ def splits(lang: str, root: Path) -> list[str]:
 def _item(fields: RowReader, lang: str, item_id: str, answer_field: str, subject: str | None) -> Item:
     choices = tuple(fields.get(f"option_{x}") for x in "abcd")
     answer = fields.row.get(answer_field)
-    gold = fields.gold(LOCAL_LETTERS.get(answer, answer), 4, answer_field, letters=True)
+    local = LOCAL_LETTERS.get(answer, answer) if isinstance(answer, str) else answer  # a list is no dict key
+    gold = fields.gold(local, 4, answer_field, letters=True)
     return Item(item_id, NAME, lang, fields.get("question"), choices, gold, {"subject": subject})
 
 

@@ -71,10 +71,13 @@ class Question:
             self.mc1, labels1 = r.get("mc1_targets_choices", list), r.get("mc1_targets_labels", list)
             self.mc2, self.labels2 = r.get("mc2_targets_choices", list), r.get("mc2_targets_labels", list)
         field = "mc1_targets" if english else "mc1_targets_labels"
-        if len(self.mc1) < 2 or len(labels1) != len(self.mc1) or sorted(labels1) != [0] * (len(labels1) - 1) + [1]:
+        if (len(self.mc1) < 2 or len(labels1) != len(self.mc1) or not _labels(labels1)
+                or sorted(labels1) != [0] * (len(labels1) - 1) + [1]):
             raise r.error("expected two or more mc1 choices with exactly one label 1", field)
         if not all(isinstance(c, str) and c.strip() for c in self.mc1):
             raise r.error("expected non-empty choice strings", "mc1_targets_choices")
+        if not all(isinstance(c, str) for c in self.mc2) or len(self.labels2) != len(self.mc2) or not _labels(self.labels2):
+            raise r.error("expected mc2 choice strings, each with a label 0 or 1", "mc2_targets" if english else "mc2_targets_labels")
         self.gold = labels1.index(1)
         self.signature = (len(self.mc1), len(self.mc2), sum(int(x) for x in self.labels2))
 
@@ -85,6 +88,10 @@ class Question:
 
     def text(self) -> str:
         return " ".join([self.question, *self.mc2, *self.mc1]).lower()
+
+
+def _labels(labels: list) -> bool:
+    return all(type(x) is int and x in (0, 1) for x in labels)
 
 
 def _profile_similarity(a: Question, b: Question) -> float:
@@ -278,7 +285,7 @@ def _compute_ids(root: Path) -> dict[str, list[str]]:
     english_path = root / ENGLISH
     if english_path.is_file():
         english = _questions(english_path, english=True)
-        matched = {e: g for g, e in match_english(groups, english).items()} if groups else {}
+        matched = {e: g for g, e in match_english(groups, english).items()} if groups and english else {}
         first = next(iter(ids.values()), [])
         ids["en"] = [first[matched[e]] if e in matched else f"tqa-en-{e:04d}" for e in range(len(english))]
     return ids
