@@ -566,20 +566,19 @@ AUTO_BATCH_FACTOR = 0.9
 
 def train_with_batch_backoff(model, train_items, val_items, spec: TrainingSpec, **kwargs) -> TrainResult:
     """`train_adapter` from `spec.batch_size` down, restarting with a smaller batch on out-of-memory."""
-    import torch
-
     size = spec.batch_size
     while True:
         attempt = spec.model_copy(update={"batch_size": size, "auto_batch_size": False})
         try:
             return train_adapter(model, train_items, val_items, attempt, micro_backoff=False, **kwargs)
-        except torch.OutOfMemoryError:
+        except Exception as exc:
+            if not devices.is_oom(exc):
+                raise
             smaller = int(size * AUTO_BATCH_FACTOR)
             if smaller < 1:
                 raise ModelError(f"out of memory at batch size {size}: the model does not fit") from None
             log.warning("out of memory at batch size %d; restarting the training at %d", size, smaller)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            devices.release_memory()
             size = smaller
 
 

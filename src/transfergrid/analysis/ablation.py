@@ -28,12 +28,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from transfergrid.analysis import rates
 from transfergrid.analysis.frame import headline_delta, task_key, validate
 from transfergrid.analysis.regimes import MT_CL, MT_ML, OFF_TASK, regime
 from transfergrid.errors import UserError
 
 ACC, NORM = "delta_score_mean", "delta_score_norm_mean"
-HARM_THRESHOLD = -1.0
 OFF = "off-task"
 PAIR_KEYS = ["model_name", "source", "target"]
 RANK_METRIC, FULLFT_METRIC = "acc_norm", "acc"  # the reference's Δ column for each ablation
@@ -98,7 +98,7 @@ def _stats(delta: pd.Series) -> dict:
     if not d.size:
         return {"n": 0}
     return {"n": int(d.size), "mean": float(d.mean()), "median": float(np.median(d)),
-            "win_rate": float(100.0 * (d > 0).mean()), "harm_rate": float(100.0 * (d <= HARM_THRESHOLD).mean())}
+            "win_rate": rates.win_rate(d), "harm_rate": rates.harm_rate(d)}  # the exact rule, no tolerance
 
 
 def _common(sets: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
