@@ -137,7 +137,16 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        # Two processes opening a new store at once: switching it to WAL needs an exclusive lock, and
+        # SQLite may answer "database is locked" at once instead of waiting; the mode persists, so retry.
+        for attempt in range(200):
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 199:
+                    raise
+                time.sleep(0.05)
         db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
         db.execute("PRAGMA busy_timeout=120000")
         db.row_factory = sqlite3.Row
