@@ -19,6 +19,7 @@ import pandas as pd
 
 from transfergrid.analysis.relatedness import ITEM_COLUMNS, resolve_groups
 from transfergrid.errors import UserError
+from transfergrid.itemfiles import read_cell
 from transfergrid.plan import EVAL, Job
 
 ITEMS_FILE = "relatedness_items.parquet"  # in the study's output dir: what `analyze` reads
@@ -47,7 +48,7 @@ def item_records(study, store, jobs: Sequence[Job]) -> pd.DataFrame:
     for _, row in store.cell_scores(evals).iterrows():
         job = evals[row["job_key"]]
         variant = variant_of(job)
-        stored = pd.read_parquet(store.root / row["items_path"])
+        stored = read_cell(store.root, row["items_path"], row["cell"]).to_pandas()
         frame = pd.DataFrame({
             "model": job.model,
             "language": row["lang"],

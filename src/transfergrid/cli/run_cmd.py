@@ -114,20 +114,28 @@ def run_command(
 
 
 def _export(study, store, jobs, out_dir: Path):
-    from transfergrid.export import export_results, items_table, write_table
-
-    table = items_table(study, store, jobs)  # one read of the per-item files: uncertainty and items.parquet
-    results = export_results(study, store, jobs, items=_items_frame(table))
-    _write_csv(results, out_dir / "results.csv")
-    write_table(table, out_dir / "items.parquet")
+    results = _export_to(study, store, jobs, out_dir / "results.csv", out_dir / "items.parquet")
     console.print(f"wrote {out_dir / 'results.csv'} ({len(results)} rows)")
     return results
 
 
-def _items_frame(table):
-    import pandas as pd
+def _export_to(study, store, jobs, csv: Path, items: Path | None):
+    """results.csv at `csv`; with `items`, every per-item score there too (one read of the files)."""
+    from transfergrid.export import (
+        export_results,
+        item_blocks,
+        items_table,
+        write_table,
+    )
 
-    return pd.DataFrame() if table is None else table.to_pandas()
+    if items is None:
+        results = export_results(study, store, jobs)  # reads the id and correctness columns only
+    else:
+        blocks = item_blocks(study, store, jobs)
+        results = export_results(study, store, jobs, blocks=blocks)
+        write_table(items_table(study, store, jobs, blocks=blocks), items)
+    _write_csv(results, csv)
+    return results
 
 
 def _write_csv(frame, path: Path) -> None:
@@ -229,12 +237,12 @@ def export_command(
     out: Annotated[Path, Opt("--out", "-o", help="the results CSV to write")],
     store_dir: Annotated[Path | None, Opt("--store", help="the study's output directory (default: its output_dir)")] = None,
     data_dir: DataOpt = None,
+    with_items: Annotated[bool, Opt("--items", help="also write every per-item score to <stem>.items.parquet")] = False,
     simulate: SimulateOpt = False,
 ) -> None:
-    """Write the released-CSV schema (one row per model, source cell, target cell) and items.parquet;
-    for a relatedness study, the per-item frame (CSV) and every per-item record (items.parquet)."""
-    from transfergrid.export import export_results, items_table, write_table
-
+    """Write the released-CSV schema (one row per model, source cell, target cell; with --items, also
+    <stem>.items.parquet); for a relatedness study, the per-item frame (CSV) and every per-item record
+    (<stem>.items.parquet)."""
     if out.suffix != ".csv":
         raise UserError(f"--out {out}: expected a .csv file")
     study, store, _, _, jobs = _open(study_path, store_dir, data_dir, must_exist=True, simulate=simulate)
@@ -246,8 +254,5 @@ def export_command(
         _write_parquet(records, out.with_name(out.stem + ".items.parquet"))
         console.print(f"wrote {out} ({len(records)} item rows)")
         return
-    table = items_table(study, store, jobs)
-    results = export_results(study, store, jobs, items=_items_frame(table))
-    _write_csv(results, out)
-    write_table(table, out.with_name(out.stem + ".items.parquet"))
+    results = _export_to(study, store, jobs, out, out.with_name(out.stem + ".items.parquet") if with_items else None)
     console.print(f"wrote {out} ({len(results)} rows)")
