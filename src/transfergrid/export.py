@@ -77,7 +77,8 @@ def export_results(study, store, jobs: Sequence[Job] | None = None, data=None, *
 
     jobs = _jobs(study, jobs, data)
     evals = [j for j in jobs if j.kind == EVAL]
-    scores = store.cell_scores(j.key for j in evals)
+    scores = store.cell_scores((j.key for j in evals), columns=None if items is not None or blocks is not None
+                               else [*SCORE_COLUMNS, *BLOCK_COLUMNS])
     # (job key, cell) -> (acc, acc_norm): plain dict lookups, not DataFrame.loc (52,668 cells at paper size)
     cell = dict(zip(zip(scores["job_key"], scores["cell"]), zip(scores["acc"].astype(float),
                                                                  scores["acc_norm"].astype(float))))
@@ -125,7 +126,8 @@ def export_results(study, store, jobs: Sequence[Job] | None = None, data=None, *
             rows.append(row)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if items is None:
-        blocks = blocks if blocks is not None else item_blocks(study, store, jobs, columns=PAIRED_COLUMNS)
+        if blocks is None:
+            blocks = item_blocks(study, store, jobs, columns=PAIRED_COLUMNS, rows=scores)
         frame = append_uncertainty(frame, None, study, blocks=blocks,
                                    items_frame=lambda: export_items(study, store, jobs))
     else:
@@ -136,6 +138,8 @@ def export_results(study, store, jobs: Sequence[Job] | None = None, data=None, *
 
 
 PAIRED_COLUMNS = ("id", "correct", "correct_norm", "task", "lang")  # what the uncertainty columns read
+SCORE_COLUMNS = ("cell", "acc", "acc_norm")  # the cell_scores columns of the released-CSV part
+BLOCK_COLUMNS = ("cell", "items_path", "model", "variant", "seed", "task", "lang")  # those of `item_blocks`
 
 
 def append_uncertainty(results, items, study, *, blocks=None, items_frame=None):
@@ -185,14 +189,15 @@ def export_items(study, store, jobs: Sequence[Job] | None = None, data=None):
     return pd.DataFrame() if table is None else table.to_pandas()
 
 
-def item_blocks(study, store, jobs: Sequence[Job] | None = None, data=None, columns=None):
+def item_blocks(study, store, jobs: Sequence[Job] | None = None, data=None, columns=None, rows=None):
     """(cell_scores rows of the study's evaluations in export order, their items as one Arrow table
     or None, rows per cell): `columns` only (all when None; ids, tasks and languages of a column
-    subset read dictionary-encoded), every item file read once."""
+    subset read dictionary-encoded), every item file read once. `rows`: those rows, if just read."""
     jobs = _jobs(study, jobs, data)
     evals = {j.key for j in jobs if j.kind == EVAL}
     for attempt in range(3):
-        rows = store.cell_scores(evals)
+        if rows is None or attempt:
+            rows = store.cell_scores(evals, columns=BLOCK_COLUMNS)
         try:
             table, counts = itemfiles.read_blocks(store.root, list(zip(rows["items_path"], rows["cell"])), columns,
                                                   dictionary=("id", "task", "lang") if columns else ())

@@ -395,11 +395,12 @@ class Store:
                        (job.key, self.worker))
 
     # --- reading ----------------------------------------------------------------------------
-    def cell_scores(self, keys: Iterable[str] | None = None):
-        """The cell_scores rows (of `keys`, if given) as a DataFrame."""
+    def cell_scores(self, keys: Iterable[str] | None = None, columns: Sequence[str] | None = None):
+        """The cell_scores rows (of `keys`, if given; `columns` only) as a DataFrame."""
         import pandas as pd
 
-        frame = pd.read_sql_query("SELECT * FROM cell_scores ORDER BY job_key, cell", self._db)
+        what = "*" if columns is None else ", ".join(dict.fromkeys(["job_key", *columns]))
+        frame = pd.read_sql_query(f"SELECT {what} FROM cell_scores ORDER BY job_key, cell", self._db)
         if keys is not None:
             frame = frame[frame["job_key"].isin(set(keys))].reset_index(drop=True)
         return frame

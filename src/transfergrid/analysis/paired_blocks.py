@@ -61,7 +61,7 @@ def id_codes(column) -> tuple[np.ndarray, np.ndarray] | None:
     chunks = [c for c in column.chunks if len(c)] or column.chunks
     if not chunks:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
-    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False).astype(np.int64) for c in chunks])
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
     return codes, np.asarray(chunks[0].dictionary.to_pylist(), dtype=object)
 
 
@@ -99,32 +99,31 @@ def paired_blocks(blocks: pd.DataFrame, codes: np.ndarray, names: np.ndarray, hi
             return None
         pairs.append((f, b))
     rows: dict[tuple, int] = {}  # (model, variant, target) -> row
-    row_of, base_row = [], {}
-    for f, b in pairs:
-        r = rows.setdefault((model[f], variant[f], *target[f]), len(rows))
-        row_of.append(r)
-        base_row[r] = b
+    row_of = np.asarray([rows.setdefault((model[f], variant[f], *target[f]), len(rows)) for f, _ in pairs],
+                        dtype=np.int64)
     f_blk = np.asarray([f for f, _ in pairs], dtype=np.int64)
     b_blk = np.asarray([b for _, b in pairs], dtype=np.int64)
-    f_n = n[f_blk]
-    # item rows of every fine-tuned block and of its base block, position by position
-    pos = np.arange(int(f_n.sum())) - np.repeat(np.cumsum(f_n) - f_n, f_n)
-    f_idx, b_idx = np.repeat(start[f_blk], f_n) + pos, np.repeat(start[b_blk], f_n) + pos
-    if not np.array_equal(codes[f_idx], codes[b_idx]):
-        return None  # another order or other items: the general path decides
     n_rows = len(rows)
-    width = int(n[is_base].max(initial=0))
-    r_item = np.repeat(np.asarray(row_of, dtype=np.int64), f_n)
-    flat = r_item * max(width, 1) + pos
-    sums = np.bincount(flat, weights=hits[f_idx], minlength=n_rows * max(width, 1)).reshape(n_rows, max(width, 1))
-    n_seeds = np.bincount(np.asarray(row_of, dtype=np.int64), minlength=n_rows).astype(np.int64)
-    base_rows = np.zeros((n_rows, max(width, 1)), dtype=np.int16)
-    b_of_row = np.asarray([base_row[r] for r in range(n_rows)], dtype=np.int64)
-    n_items = n[b_of_row] if n_rows else np.zeros(0, dtype=np.int64)
-    b_pos = np.arange(int(n_items.sum())) - np.repeat(np.cumsum(n_items) - n_items, n_items)
-    base_rows[np.repeat(np.arange(n_rows), n_items), b_pos] = hits[np.repeat(start[b_of_row], n_items) + b_pos]
-    valid = np.arange(max(width, 1))[None, :] < n_items[:, None]
-    diff = np.where(valid, sums - n_seeds[:, None] * base_rows, 0).astype(np.int16)
+    b_of_row = np.zeros(n_rows, dtype=np.int64)
+    b_of_row[row_of] = b_blk
+    n_items = n[b_of_row]
+    width = max(int(n[is_base].max(initial=0)), 1)
+    sums = np.zeros((n_rows, width), dtype=np.int64)
+    base_rows = np.zeros((n_rows, width), dtype=np.int64)
+    order = np.argsort(row_of, kind="stable")
+    for m in np.unique(n[f_blk]):  # blocks of m items: (blocks x m) gathers, no per-item index arrays
+        sel = order[n[f_blk[order]] == m]
+        cols = np.arange(m)
+        f_items = start[f_blk[sel]][:, None] + cols
+        if not np.array_equal(codes[f_items], codes[start[b_blk[sel]][:, None] + cols]):
+            return None  # another order or other items: the general path decides
+        r = row_of[sel]
+        bounds = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        sums[r[bounds], :m] = np.add.reduceat(hits[f_items], bounds, axis=0, dtype=np.int32)
+        mine = np.flatnonzero(n_items == m)
+        base_rows[mine, :m] = hits[start[b_of_row[mine]][:, None] + cols]
+    n_seeds = np.bincount(row_of, minlength=n_rows).astype(np.int64)
+    diff = (sums - n_seeds[:, None] * base_rows).astype(np.int16)  # zero beyond each row's items
 
     keys = list(rows)
     sources = [k[1].split(":", 1) for k in keys]
@@ -136,9 +135,11 @@ def paired_blocks(blocks: pd.DataFrame, codes: np.ndarray, names: np.ndarray, hi
                           "n_items": n_items.astype(np.int64), "n_seeds": n_seeds})
     # item groups: rows whose base blocks list the same ids in the same order (one matrix product)
     group_of: dict[tuple, list[int]] = {}
-    for r in range(n_rows):
-        b = b_of_row[r]
-        group_of.setdefault((target[b][0], codes[start[b]:start[b] + n[b]].tobytes()), []).append(r)
+    key_of: dict[int, tuple] = {}  # base block -> its group
+    for r, b in enumerate(b_of_row.tolist()):
+        if b not in key_of:
+            key_of[b] = (target[b][0], codes[start[b]:start[b] + n[b]].tobytes())
+        group_of.setdefault(key_of[b], []).append(r)
     groups = []
     for (task, _), members in group_of.items():
         b = b_of_row[members[0]]
