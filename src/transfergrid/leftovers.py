@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,7 +84,9 @@ def clean_leftovers(store) -> list[Path]:
     without a committed row, and training scratch directories. Only files older than this
     store's opening and of jobs no live process holds are touched (another run may be writing
     the rest right now). Returns the paths removed."""
-    live = store.live_claims()
+    now = time.time()  # keys running under a claim that is alive (this process's own included)
+    live = {r["key"] for r in store._db.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
+            if r["worker"] == store.worker or not store._claim_dead(r, now)}
     named = {p for cells in store.item_files().values() for p in cells.values()}
     removed: list[Path] = []
 

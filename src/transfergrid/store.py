@@ -9,16 +9,15 @@ Layout of the output directory::
     artifacts/logs/<key>.txt                    traceback of the last failure
 
 Crash safety: every write that makes something count is one SQLite transaction, and the files it
-refers to are complete before it commits (Parquet: temporary file + `os.replace`, under a new
-name each time; adapters: `train_adapter` renames a finished directory into place). A process
-killed at any instant leaves at worst an unreferenced file (a Parquet no row names, a temporary
-file, a training scratch directory); `clean_leftovers` removes those when the next run starts.
+refers to are complete before it commits (Parquet: temporary file + `os.replace`, a new name each
+time; adapters: `train_adapter` renames a finished directory into place). A kill at any instant
+leaves at worst an unreferenced file (a Parquet no row names, a temporary file, a training scratch
+directory); `clean_leftovers` removes those when the next run starts.
 
 Scale (docs/benchmarks.md, "Grid scale"): done work is checked against its files once, when a run
-starts (`missing`: two bulk queries and one directory listing per evaluation); during the run the
-executors keep the done keys in memory and read only the events appended since their last look
-(`changes`). A scheduling step is then one claim transaction, and an evaluation's cells are
-committed in batches, one transaction and one Parquet file each (`commit_cells`), the last one
+starts (`missing`); then the executors keep the done keys in memory and read only the events
+appended since their last look (`changes`). A step is one claim transaction; an evaluation's cells
+are committed in batches, one transaction and one Parquet file each (`commit_cells`), the last one
 also marking the job done and gathering its files into one.
 
 Claims: a job is claimed in a `BEGIN IMMEDIATE` transaction (one writer at a time), only when it
@@ -220,13 +219,6 @@ class Store:
                                 "AND event IN ('done', 'reset') ORDER BY rowid", (since,)).fetchall()
         return max(self.event_cursor(), since), [(r[1], r[2]) for r in rows]
 
-    # --- leftovers of killed runs ------------------------------------------------------------
-    def live_claims(self) -> set[str]:
-        """Keys running under a claim that is alive (this process's own included)."""
-        now = time.time()
-        rows = self._db.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
-        return {r["key"] for r in rows if r["worker"] == self.worker or not self._claim_dead(r, now)}
-
     def clean_leftovers(self) -> list[Path]:
         """Remove what killed jobs left behind (`leftovers.clean_leftovers`); returns the paths."""
         from transfergrid.leftovers import clean_leftovers
@@ -304,8 +296,7 @@ class Store:
         return {Cell.parse(c) for c, p in files.items() if p in present}
 
     def commit_cell(self, job: Job, cell: Cell, metrics: dict, items, seconds: float = 0.0) -> None:
-        """Write the cell's per-item Parquet, then commit its row (the cell now counts)."""
-        self.commit_cells(job, [(cell, metrics, items, seconds)])
+        self.commit_cells(job, [(cell, metrics, items, seconds)])  # one cell: its file, then its row
 
     def commit_cells(self, job: Job, results: Sequence[tuple], finish: bool = False) -> None:
         """Commit evaluated cells `(cell, metrics, items, seconds)` of a claimed job in one
@@ -394,7 +385,6 @@ class Store:
             db.execute("UPDATE jobs SET status = 'pending' WHERE key = ? AND worker = ? AND status = 'running'",
                        (job.key, self.worker))
 
-    # --- reading ----------------------------------------------------------------------------
     def cell_scores(self, keys: Iterable[str] | None = None, columns: Sequence[str] | None = None):
         """The cell_scores rows (of `keys`, if given; `columns` only) as a DataFrame."""
         import pandas as pd

@@ -15,12 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from transfergrid.cli.app import app, console, data_app, models_app  # noqa: F401
 from transfergrid.errors import UserError
+
+# pandas is imported where it is used: `status` and `run` load this module too and need it not
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def _read_frame(path: Path):
 
 def _summary(frame, results: Path) -> dict[str, object]:
     """The report header's configuration when there is no study file."""
+    import pandas as pd
+
     tasks = set(frame["source_task"]) | set(frame["target_task"])
     langs = set(frame["source_lang"]) | set(frame["target_lang"])
     seeds = frame["n_seeds"].max() if "n_seeds" in frame else float("nan")
@@ -101,6 +104,8 @@ def items_near(results: Path):
             names = set(pq.read_schema(path).names)
             if not set(ITEM_COLUMNS) <= names:
                 return None
+            import pandas as pd
+
             return pd.read_parquet(path, columns=[c for c in (*ITEM_COLUMNS, "correct_norm") if c in names])
     return None
 
@@ -139,9 +144,11 @@ def _publish(staging: Path, out: Path) -> None:
             entry.rename(target)
 
 
-def _ling_pairs(frame, correlation) -> pd.DataFrame:
+def _ling_pairs(frame, correlation):
     """Per ordered language pair: mean MT-CL Δ and each distance that ling_correlation used (the data
-    behind the Δ-vs-distance figure; empty when there is no correlation to show)."""
+    behind the Δ-vs-distance figure; empty when there is no correlation to show): a DataFrame."""
+    import pandas as pd
+
     if correlation is None or correlation.empty:
         return pd.DataFrame()
     from transfergrid.analysis.distance import distance_matrices, language_pair_delta
