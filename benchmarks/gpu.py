@@ -156,7 +156,9 @@ def harness_missing() -> str | None:
         import lm_eval.models.huggingface  # noqa: F401 - also imports datasets, which it needs
     except Exception as exc:  # noqa: BLE001 - any import failure means no peer
         return f"{type(exc).__name__}: {exc}"[:100]
-    return None
+    from benchmarks._common import harness_too_old
+
+    return harness_too_old()
 
 
 def bench_eval(loaded, items, tasks, args, arch, peak) -> dict:
