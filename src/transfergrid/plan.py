@@ -13,8 +13,10 @@ chain-of-thought evaluation (``variant`` "cot", keyed also by the CoT procedure 
 Every evaluation's spec names its ``variant``: "base", "ft" or "cot".
 
 A key is the sha256 of everything that determines the job's output: model fingerprint, data
-manifest hash(es), prompt format and ``PROMPT_VERSION``, chat template, training config, seed,
-``SCORING_VERSION``. Evaluation is deterministic, so the base model is evaluated once per model
+manifest hash(es), prompt format, chat template, training config (``TrainingSpec.flat()``: the same
+in the flat and the table spelling), seed, and the versions of ``versions.py`` (evaluation:
+``PROMPT_VERSION``, ``SCORING_VERSION``; training: ``PROMPT_VERSION``, and ``ENCODING_VERSION`` once
+bumped past its first value). Evaluation is deterministic, so the base model is evaluated once per model
 (its key has no seed) and export copies it to every seed. A changed study file gives new keys;
 rows under the old keys are simply not used (``status`` counts them as orphans).
 """
