@@ -76,7 +76,7 @@ def test_every_field_has_one_flat_key_and_the_tables_read_as_the_flat_names():
     ({"adapter": {"rank": 8}}, "training.adapter.rank: unknown field (did you mean 'training.adapter.r'?)"),
     ({"r": 8}, "training.r: unknown field (did you mean 'training.adapter.r'?)"),
     ({"optimizer": {"lr": 1e-4}}, "training.optimizer.lr: unknown field; allowed: auto_batch_size, batch_size"),
-    ({"rank": 8, "adapter": {"r": 8}}, "training: rank and adapter.r are one field; give it once"),
+    ({"rank": 8, "adapter": {"r": 8}}, "training.rank and training.adapter.r are one field; give it once"),
     ({"adapter": {"r": 0}}, "training.adapter.r: Input should be greater than or equal to 1"),
     ({"alpha": 0}, "training.alpha: Input should be greater than 0"),
     ({"examples": {"format": "prose"}}, "training.examples.format: Input should be 'cloze', 'letters' or 'numbers'"),
@@ -94,7 +94,7 @@ def test_a_study_file_s_tables_override_a_profile_s_flat_training_field_by_field
     s = parse_study({**BASE, "profile": "donors-recipients", "training": {"adapter": {"r": 64},
                                                                         "optimizer": {"epochs": 1}}})
     assert (s.training.rank, s.training.alpha, s.training.epochs, s.training.encoding) == (64, 64, 1, "reference")
-    with pytest.raises(StudyError, match="rank and adapter.r are one field"):
+    with pytest.raises(StudyError, match="training.rank and training.adapter.r are one field"):
         parse_study({**BASE, "profile": "donors-recipients", "training": {"rank": 8, "adapter": {"r": 8}}})
 
 

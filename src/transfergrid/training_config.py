@@ -122,7 +122,7 @@ def nest(data: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(sub, dict):
             continue  # `adapter = 3`: the validation error names that
         if field in sub:
-            raise ValueError(f"{name} and {table}.{field} are one field; give it once")
+            raise ValueError(f"training.{name} and training.{table}.{field} are one field; give it once")
         sub[field] = value
     return out
 
