@@ -156,7 +156,9 @@ def harness_missing() -> str | None:
         import lm_eval.models.huggingface  # noqa: F401 - also imports datasets, which it needs
     except Exception as exc:  # noqa: BLE001 - any import failure means no peer
         return f"{type(exc).__name__}: {exc}"[:100]
-    return None
+    from benchmarks._common import harness_too_old
+
+    return harness_too_old()
 
 
 def bench_eval(loaded, items, tasks, args, arch, peak) -> dict:
@@ -195,8 +197,8 @@ def bench_eval(loaded, items, tasks, args, arch, peak) -> dict:
 
 
 def bench_train(loaded, items, batch: int, arch, peak, work_dir: Path) -> dict:
-    from transfergrid.study import TrainingSpec
     from transfergrid.train import train_adapter
+    from transfergrid.training_config import TrainingSpec
 
     spec = TrainingSpec(epochs=1, batch_size=batch)  # the reference recipe, one epoch
     train_adapter(loaded, items[:batch * 2], [], spec, seed=0, fmt="cloze", out_dir=work_dir / "warm")
@@ -213,7 +215,7 @@ def random_adapters(loaded, k: int, out: Path) -> list[Path]:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from transfergrid.study import REFERENCE_TARGET_MODULES
+    from transfergrid.training_config import REFERENCE_TARGET_MODULES
 
     paths = []
     for i in range(k):

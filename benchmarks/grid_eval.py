@@ -44,7 +44,7 @@ def make_adapters(hf_dir: Path, k: int, out: Path) -> list[Path]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from transfergrid.study import REFERENCE_TARGET_MODULES
+    from transfergrid.training_config import REFERENCE_TARGET_MODULES
 
     paths = []
     for i in range(k):

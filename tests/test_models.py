@@ -18,8 +18,8 @@ from transfergrid.errors import ModelError
 from transfergrid.models import AdapterSet, generate, load_model, model_fingerprint
 from transfergrid.records import Item
 from transfergrid.scoring import score_items, score_variants
-from transfergrid.study import REFERENCE_TARGET_MODULES
 from transfergrid.testing import tiny_model
+from transfergrid.training_config import REFERENCE_TARGET_MODULES
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "sun", "star", "water", "boils"]
 

@@ -250,3 +250,12 @@ def test_every_figure_is_a_figure(tables):
         fig = spec.build(*(tables[k] for k in spec.needs))
         assert isinstance(fig, Figure), spec.name
         assert all(ax.get_title() or ax.get_ylabel() or not ax.get_visible() for ax in fig.axes), spec.name
+
+
+def test_scopes_are_ordered_by_analysis_regimes_alone():
+    from transfergrid.analysis import regimes
+    from transfergrid.report import style
+
+    assert regimes.scope_order(["CT-CL", "other", "transfer", "MT-CL", "CT-CL"]) == ["transfer", "MT-CL", "CT-CL", "other"]
+    assert regimes.SCOPES == ("transfer", "MT-ML", "MT-CL", "CT-ML", "CT-CL")
+    assert not hasattr(style, "REGIME_ORDER")  # one home for the order

@@ -15,13 +15,13 @@ from transfergrid.models import AdapterSet, load_model
 from transfergrid.prompts import render
 from transfergrid.records import Item
 from transfergrid.scoring import encode_prompts, score_items, score_variants
-from transfergrid.study import TrainingSpec
 from transfergrid.train import (
     IGNORE_INDEX,
     build_examples,
     length_grouped_batches,
     train_adapter,
 )
+from transfergrid.training_config import TrainingSpec
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "sun", "star", "water", "boils"]
 SPEC = TrainingSpec(rank=4, alpha=8, epochs=2, batch_size=4, learning_rate=1e-2, warmup_ratio=0.0)

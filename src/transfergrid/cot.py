@@ -25,13 +25,13 @@ from typing import Any
 from transfergrid.errors import UserError
 from transfergrid.prompts import Prompt, chat_text, render
 from transfergrid.records import Item
+from transfergrid.versions import COT_VERSION
 
 COT_INSTRUCTION = ("Think step by step: reason briefly about the passage and the question, "
                    "then give the number of the correct answer.")
 REASONING_CUE = "\nReasoning:"
 ANSWER_CUE = "\nAnswer:"
-# Bump whenever the texts above or the procedure change: it is part of every CoT job key.
-COT_VERSION = "1"
+# Bump COT_VERSION (versions.py) whenever the texts above or the procedure change.
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ Sources (`load_model(source)`):
 `model_config(source)` reads any source's configuration without its weights (`models show`).
 
 A GGUF file is dequantised by transformers (about a minute for a real model), so the result is
-saved once as a plain HF directory under `$TRANSFERGRID_CACHE/models/<sha256(gguf)[:16]>` (default
-cache root ~/.cache/transfergrid) and loaded from there next time. The cache entry is written to a
+saved once as a plain HF directory under the cache's `models/<sha256(gguf)[:16]>` (cache.py:
+$TRANSFERGRID_CACHE, else $XDG_CACHE_HOME/transfergrid, else ~/.cache/transfergrid) and loaded from there next time. The cache entry is written to a
 temporary directory and renamed into place, so a killed conversion never leaves a half-written one.
 
 The fingerprint that job keys use is the sha256 of the GGUF or weights files for local and bundled
@@ -42,6 +42,7 @@ from typing import Any
 
 from transfergrid import devices
 from transfergrid.architectures import RANDOM_PREFIX
+from transfergrid.cache import cache_dir
 from transfergrid.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -117,21 +118,16 @@ def _bundled_gguf(spec: Bundled) -> tuple[Path | None, str | None]:
 
 def _assemble_gguf(spec: Bundled) -> Path:
     module = _bundled_module(spec)
-    target = cache_root() / "gguf" / module.MODEL_NAME
+    target = cache_dir("gguf") / module.MODEL_NAME
     return Path(module.assemble(target))
 
 
 # --- cache and fingerprints --------------------------------------------------------------------
 
 
-def cache_root() -> Path:
-    """$TRANSFERGRID_CACHE, else ~/.cache/transfergrid."""
-    return Path(os.environ.get("TRANSFERGRID_CACHE") or Path.home() / ".cache" / "transfergrid")
-
-
 def gguf_cache_dir(sha256: str) -> Path:
     """Where the dequantised model of a GGUF file with this sha256 lives."""
-    return cache_root() / "models" / sha256[:16]
+    return cache_dir("models") / sha256[:16]
 
 
 def _cached(path: Path) -> bool:
@@ -285,7 +281,7 @@ def bundled_tokenizer(name: str = SMOLLM2):
     sha = sha or sha256_file(path)
     if _cached(gguf_cache_dir(sha)):
         return AutoTokenizer.from_pretrained(str(gguf_cache_dir(sha))), sha
-    target = cache_root() / "tokenizers" / sha[:16]
+    target = cache_dir("tokenizers") / sha[:16]
     if not (target / "tokenizer_config.json").is_file():
         if path is None:
             path = _assemble_gguf(spec)

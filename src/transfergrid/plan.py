@@ -13,8 +13,10 @@ chain-of-thought evaluation (``variant`` "cot", keyed also by the CoT procedure 
 Every evaluation's spec names its ``variant``: "base", "ft" or "cot".
 
 A key is the sha256 of everything that determines the job's output: model fingerprint, data
-manifest hash(es), prompt format and ``PROMPT_VERSION``, chat template, training config, seed,
-``SCORING_VERSION``. Evaluation is deterministic, so the base model is evaluated once per model
+manifest hash(es), prompt format, chat template, training config (``TrainingSpec.flat()``: the same
+in the flat and the table spelling), seed, and the versions of ``versions.py`` (evaluation:
+``PROMPT_VERSION``, ``SCORING_VERSION``; training: ``PROMPT_VERSION``, and ``ENCODING_VERSION`` once
+bumped past its first value). Evaluation is deterministic, so the base model is evaluated once per model
 (its key has no seed) and export copies it to every seed. A changed study file gives new keys;
 rows under the old keys are simply not used (``status`` counts them as orphans).
 """
@@ -29,6 +31,7 @@ from typing import Any
 
 from transfergrid.records import Cell
 from transfergrid.study import Study
+from transfergrid.versions import COT_VERSION, eval_key_versions, train_key_versions
 
 TRAIN, EVAL = "train", "eval"
 
@@ -76,13 +79,6 @@ def content_key(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _versions() -> dict[str, str]:
-    from transfergrid.prompts import PROMPT_VERSION
-    from transfergrid.scoring import SCORING_VERSION
-
-    return {"prompt_version": str(PROMPT_VERSION), "scoring_version": str(SCORING_VERSION)}
-
-
 def build_jobs(study: Study, manifest_hash: Callable[[str], str],
                fingerprint: Callable[[str], str], fewshot: Mapping[str, Any] | None = None) -> list[Job]:
     """Every job of the study, in a runnable order: per model, its trainings, then its evaluations.
@@ -94,13 +90,12 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
     """
     if study.evaluation.fewshot and not fewshot:
         raise ValueError("a few-shot study's jobs need its examples' ids (fewshot.key_fields)")
-    versions = _versions()
     ev = study.evaluation
     targets = [str(c) for c in study.target_cells()]
     target_data = {t: manifest_hash(t) for t in dict.fromkeys(c.task for c in study.target_cells())}
     eval_common = {
         "kind": EVAL, "targets": targets, "data": target_data, "format": ev.format,
-        "chat_template": ev.chat_template, "limit": ev.limit, **versions,
+        "chat_template": ev.chat_template, "limit": ev.limit, **eval_key_versions(),
     }
     from transfergrid.data.registry import get_benchmark
 
@@ -115,9 +110,8 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
         "split": split,
         # the effective format and chat template above; the spec's None ("as evaluation") is not.
         # Gradient checkpointing changes memory and time, not the adapter: not part of the key.
-        "training": study.training.model_dump(mode="json",
-                                              exclude={"format", "chat_template", "gradient_checkpointing"}),
-        "prompt_version": versions["prompt_version"],
+        "training": study.training.flat(exclude={"format", "chat_template", "gradient_checkpointing"}),
+        **train_key_versions(),
     }
     cot = _cot_settings(study)
     jobs: list[Job] = []
@@ -156,8 +150,6 @@ def _cot_settings(study: Study) -> dict[str, Any] | None:
     """What determines a chain-of-thought evaluation beyond the base evaluation; None = no CoT job."""
     if study.kind != "relatedness" or not study.relatedness.cot.enabled:
         return None
-    from transfergrid.cot import COT_VERSION
-
     # batch_size too: left-padded batches can change greedy generations in the last bits
     return {"version": COT_VERSION, **study.relatedness.cot.model_dump(mode="json", exclude={"enabled"})}
 

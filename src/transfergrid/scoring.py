@@ -38,11 +38,9 @@ from typing import Any
 from transfergrid import devices
 from transfergrid.prompts import GENERATIVE_TASKS, Prompt, render
 from transfergrid.records import Item
+from transfergrid.versions import SCORING_VERSION  # noqa: F401 - bump it when scores could change
 
 log = logging.getLogger(__name__)
-
-# Bump whenever scores could change for the same model, items and prompts.
-SCORING_VERSION = "1"
 
 Progress = Callable[[int], None]
 

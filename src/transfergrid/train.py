@@ -42,7 +42,8 @@ from transfergrid.errors import DivergenceError, ModelError, UserError
 from transfergrid.prompts import PROMPT_VERSION, reference_training_text, render
 from transfergrid.records import Item
 from transfergrid.scoring import encode_prompts
-from transfergrid.study import TrainingSpec
+from transfergrid.training_config import ALL_LINEAR, TrainingSpec
+from transfergrid.versions import library_versions as _versions
 
 log = logging.getLogger(__name__)
 
@@ -235,11 +236,14 @@ def answer_loss_sum(model, ids, mask, labels):
 # --- model preparation -------------------------------------------------------------------------
 
 
-def resolve_target_modules(model, requested: Sequence[str]) -> list[str]:
+def resolve_target_modules(model, requested: Sequence[str] | str) -> list[str] | str:
     """Module names to adapt: each requested name if the model has it, a short name (q, k, v, o,
-    gate, up, down) mapped to the model's own name; names the model lacks are dropped."""
+    gate, up, down) mapped to the model's own name; names the model lacks are dropped. PEFT's own
+    "all-linear" (every linear layer but the output layer) goes to PEFT as it is."""
     import torch
 
+    if requested == ALL_LINEAR:
+        return ALL_LINEAR
     present = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     found, missing = [], []
     for name in requested:
@@ -589,11 +593,3 @@ def _mkdirs(path: Path) -> Path:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
-
-
-def _versions() -> dict[str, str]:
-    import peft
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}

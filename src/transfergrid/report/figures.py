@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from transfergrid.analysis.regimes import scope_order
 from transfergrid.report import style
 
 log = logging.getLogger(__name__)
@@ -369,16 +370,11 @@ def pareto_family_panels(summary: pd.DataFrame, profiles: pd.DataFrame | None = 
 
 
 # --- bars and distributions --------------------------------------------------------------------------
-def _ordered_scopes(values) -> list[str]:
-    present = list(dict.fromkeys(str(v) for v in values))
-    return [s for s in style.REGIME_ORDER if s in present] + [s for s in present if s not in style.REGIME_ORDER]
-
-
 def regime_bars(summary: pd.DataFrame):
     """Left: mean (bar) and median (diamond) Δ per scope; right: win and harm rates per scope."""
     with _rc() as plt:
         table = summary.assign(scope=summary["scope"].astype(str)).set_index("scope")
-        scopes = _ordered_scopes(table.index)
+        scopes = scope_order(table.index)
         table = table.loc[scopes]
         x = np.arange(len(scopes))
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.0))
@@ -427,7 +423,7 @@ def variance_shares(variance: pd.DataFrame):
         subsets = list(dict.fromkeys(variance["subset"].astype(str)))
         specs = [s for s in ("crossed", "nested") if s in set(variance["spec"])] + sorted(
             set(variance["spec"]) - {"crossed", "nested"})
-        scopes = _ordered_scopes(variance["scope"])
+        scopes = scope_order(variance["scope"])
         components = [c for c in style.VARIANCE_COMPONENTS if c in set(variance["component"])] + sorted(
             set(variance["component"]) - set(style.VARIANCE_COMPONENTS))
         fig, axes = plt.subplots(len(subsets), 1, figsize=(9.5, 2.7 * len(subsets) + 0.8), squeeze=False,
@@ -467,7 +463,7 @@ def consistency_distributions(consistency: pd.DataFrame):
     between models' recipient rankings), one box (with points) per variant."""
     with _rc() as plt:
         data = consistency.dropna(subset=["index"])
-        regimes = _ordered_scopes(data["regime"])
+        regimes = scope_order(data["regime"])
         known = ("model", "family", "size", "size_bucket")
         variants = [v for v in known if v in set(data["variant"])] + sorted(set(data["variant"]) - set(known))
         colours = style.category_colours(variants)

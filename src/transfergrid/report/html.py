@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from transfergrid.analysis.regimes import scope_order
 from transfergrid.report import style
 from transfergrid.report.figures import FIGURES, FIGURES_BY_NAME
 
@@ -218,7 +219,7 @@ def _headline(summary: pd.DataFrame | None, intervals: pd.DataFrame | None = Non
     if summary is None or summary.empty or "scope" not in summary:
         return ""
     table = summary.assign(scope=summary["scope"].astype(str)).set_index("scope")
-    order = [s for s in style.REGIME_ORDER if s in table.index] + [s for s in table.index if s not in style.REGIME_ORDER]
+    order = scope_order(table.index)
     cards = []
     for scope in order:
         row = table.loc[scope]

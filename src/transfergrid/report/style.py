@@ -14,7 +14,6 @@ WIN_COLOUR = "#0072B2"
 HARM_COLOUR = "#D55E00"
 NEUTRAL_COLOUR = "#7f7f7f"
 
-REGIME_ORDER = ["transfer", "MT-ML", "MT-CL", "CT-ML", "CT-CL"]
 VARIANCE_COMPONENTS = ["model", "source", "target", "residual"]
 COMPONENT_COLOURS = {"model": "#0072B2", "source": "#E69F00", "target": "#009E73", "residual": "#BBBBBB"}
 
