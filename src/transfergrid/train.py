@@ -1,6 +1,6 @@
 """Fine-tuning one (possibly pooled) source: a LoRA adapter by the reference recipe, or full fine-tuning.
 
-The recipe (MISSION.md, `study.TrainingSpec` defaults): LoRA r=32, alpha=64, dropout 0 on the
+The recipe (MISSION.md, `training_config.TrainingSpec` defaults): LoRA r=32, alpha=64, dropout 0 on the
 q,k,v,o,gate,up,down projections; AdamW, lr 5e-5, linear decay after 10% warmup, 3 epochs, batch 8;
 validation loss after every epoch and the best epoch's weights kept; loss on the answer tokens only.
 Gradients are clipped to norm 1.0, the default of the HF Trainer the reference ran.

@@ -69,12 +69,22 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
+        if isinstance(exc, _click_errors("UsageError")):
             exc.show()
             sys.exit(2)
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, _click_errors("ClickException")):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+def _click_errors(name: str) -> tuple[type, ...]:
+    """click's exception class `name`, and typer's vendored copy of it (typer >= 0.2x ships its own
+    click as `typer._click`, whose errors are not click's)."""
+    import click
+
+    kinds = [getattr(click.exceptions, name)]
+    vendored = getattr(getattr(typer, "_click", None), "exceptions", None)
+    if vendored is not None and hasattr(vendored, name):
+        kinds.append(getattr(vendored, name))
+    return tuple(kinds)
