@@ -81,3 +81,18 @@ def test_runs_report_is_analyzes_report(tmp_path, text, kind, must_have):
     # ... with the same numbers and pictures (SVGs carry random element ids: names only)
     assert [name for name in ran if not name.endswith(".svg") and ran[name] != analyzed[name]] == []
     assert _html(out / REPORT_DIR) == _html(out / "analysis")
+
+
+def test_an_output_folder_that_is_a_file_is_a_user_error_and_stays(tmp_path, capsys):
+    from transfergrid.analysis.frame import write_results
+    from transfergrid.analysis.simulate import simulate_results
+
+    results = write_results(simulate_results(["arc_challenge"], ["en", "es"], ["m"], seeds=1, seed=1),
+                            tmp_path / "results.csv")
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    capsys.readouterr()
+    assert cli("analyze", "--results", results, "--out", taken) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "taken: exists and is not a directory" in err[0]
+    assert taken.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "taken"]

@@ -135,8 +135,8 @@ def write_analysis(frame, results: Path, out: Path, *, study=None, tolerance: fl
     from transfergrid.report.figures import write_figures
     from transfergrid.report.html import write_report
 
-    tables, notes = analysis_tables(frame, results, study, tolerance=tolerance)
-    with staged(out) as staging:
+    with staged(out) as staging:  # checks `out` before the tables are computed
+        tables, notes = analysis_tables(frame, results, study, tolerance=tolerance)
         write_tables(tables, staging / "tables")
         figures = write_figures(tables, staging / "figures")
         write_report(staging, tables, figures, title=title(study, results),
