@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from transfergrid.analysis.regimes import regime as cell_regime
+from transfergrid.data.registry import get_benchmark
 from transfergrid.plan import EVAL, Job
 from transfergrid.records import Cell
 
@@ -32,25 +34,14 @@ COLUMNS = [
 
 def regime(source: Cell, target: Cell) -> str:
     """MT-ML (the source cell itself), MT-CL, CT-ML or CT-CL (MISSION.md, Regimes)."""
-    try:  # one definition for the whole project
-        from transfergrid.analysis.regimes import regime as shared
-    except ImportError:
-        shared = None
-    if shared is not None:
-        return shared(source.task, source.lang, target.task, target.lang)
-    task = "MT" if source.task == target.task else "CT"
-    lang = "ML" if source.lang == target.lang else "CL"
-    return f"{task}-{lang}"
+    return cell_regime(source.task, source.lang, target.task, target.lang)
 
 
 def headline_uses_norm(study, task: str) -> bool:
+    """Whether `task`'s headline score is acc_norm (`evaluation.metric`; "auto": where the task has it)."""
     metric = study.evaluation.metric
     if metric != "auto":
         return metric == "acc_norm"
-    try:
-        from transfergrid.data import get_benchmark
-    except ImportError:
-        return True
     return bool(get_benchmark(task).has_norm)
 
 

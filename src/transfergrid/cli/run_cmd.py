@@ -1,8 +1,8 @@
-"""Commands: run, status, export — a study file to a finished transfer grid, and back out of the store.
+"""Commands: run, status, export — a study file to a finished grid, and back out of the store.
 
-A relatedness study (study 2) runs through the same store and executors; it exports its per-item
-records (`relatedness_items.parquet`, CoT reasoning included) instead of the released-CSV schema,
-and its report is the relatedness tables and figures.
+Both kinds of study plan, execute and store alike; what is exported and reported is the study
+kind's (`transfergrid.studies.for_study`): study 1, results.csv + items.parquet and the transfer
+report; study 2, relatedness_items.parquet and the relatedness report. These commands only wire.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from rich.table import Table
 
 from transfergrid.cli.app import app, console, data_app, models_app  # noqa: F401
 from transfergrid.errors import UserError
+from transfergrid.studies import for_study
 
 log = logging.getLogger(__name__)
 Opt = typer.Option
@@ -92,14 +93,13 @@ def run_command(
                   f"{len(missing) - n_train} evaluations) -> {store.root}")
     summary = execute(study, store, jobs, data_root, executor=executor, address=address, progress=progress,
                       simulate=simulate)
-    if study.kind == "relatedness":
-        frame = _export_relatedness(study, store, jobs, store.root)
-        if report:
-            _report_relatedness(study, store.root, frame)
-    else:
-        results = _export(study, store, jobs, store.root)
-        if report:
-            _report(study, store.root, results)
+    kind = for_study(study)
+    console.print(kind.export(study, store, jobs, store.root).line())
+    if report:
+        analysis = kind.report(study, store.root)
+        if analysis is not None:
+            _print_notes(analysis.notes)
+            console.print(f"wrote the report {analysis.report}")
     if not summary.ok:
         for label, error, path in summary.failed:
             console.print(f"[red]failed[/] {escape(label)}: {escape(error)} (traceback: {escape(str(path))})",
@@ -113,81 +113,9 @@ def run_command(
     console.print(f"{len(summary.done)} jobs done; the grid is complete")
 
 
-def _export(study, store, jobs, out_dir: Path):
-    from transfergrid.export import export_results, items_table, write_table
-
-    table = items_table(study, store, jobs)  # one read of the per-item files: uncertainty and items.parquet
-    results = export_results(study, store, jobs, items=_items_frame(table))
-    _write_csv(results, out_dir / "results.csv")
-    write_table(table, out_dir / "items.parquet")
-    console.print(f"wrote {out_dir / 'results.csv'} ({len(results)} rows)")
-    return results
-
-
-def _items_frame(table):
-    import pandas as pd
-
-    return pd.DataFrame() if table is None else table.to_pandas()
-
-
-def _write_csv(frame, path: Path) -> None:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # concurrent runs export too
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _write_parquet(frame, path: Path) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _report(study, out_dir: Path, results) -> None:
-    """Tables, figures and the HTML report in <out>/report, once the analysis packages exist
-    (the same pipeline as `transfergrid analyze`)."""
-    if results.empty:
-        return
-    try:
-        from transfergrid.analysis.frame import prepare, read_results
-        from transfergrid.analysis.tables import compute_tables, write_tables
-        from transfergrid.report.figures import write_figures
-        from transfergrid.report.html import write_report
-    except ImportError:
-        return
-    from transfergrid.cli.analyze_cmd import uncertainty_inputs
-
-    report_dir = out_dir / "report"
-    frame = prepare(read_results(out_dir / "results.csv"))
-    tables = compute_tables(frame, **uncertainty_inputs(frame, out_dir / "results.csv", study))
-    write_tables(tables, report_dir / "tables")
-    figures = write_figures(tables, report_dir / "figures")
-    path = write_report(report_dir, tables, figures, title=f"Transfer study: {study.name}", study=study)
-    console.print(f"wrote the report {path}")
-
-
-def _export_relatedness(study, store, jobs, out_dir: Path):
-    """Write <out>/relatedness_items.parquet (every per-item record); returns the analysis frame."""
-    from transfergrid.relatedness_export import ITEMS_FILE, item_frame, item_records
-
-    records = item_records(study, store, jobs)
-    _write_parquet(records, out_dir / ITEMS_FILE)
-    console.print(f"wrote {out_dir / ITEMS_FILE} ({len(records)} item records)")
-    return item_frame(records)
-
-
-def _report_relatedness(study, out_dir: Path, frame) -> None:
-    """The relatedness tables, figures and HTML report in <out>/report (as `transfergrid analyze`)."""
-    if not (frame["variant"] == "base").any():
-        return
-    from transfergrid.report.relatedness_html import write_relatedness_analysis
-
-    _, _, path = write_relatedness_analysis(study, frame, out_dir / "report")
-    console.print(f"wrote the report {path}")
+def _print_notes(notes) -> None:
+    for note in notes:
+        console.print(note, soft_wrap=True, highlight=False)
 
 
 @app.command("status")
@@ -231,23 +159,9 @@ def export_command(
     data_dir: DataOpt = None,
     simulate: SimulateOpt = False,
 ) -> None:
-    """Write the released-CSV schema (one row per model, source cell, target cell) and items.parquet;
-    for a relatedness study, the per-item frame (CSV) and every per-item record (items.parquet)."""
-    from transfergrid.export import export_results, items_table, write_table
-
+    """Write the study's exported frame as a CSV and its per-item records beside it (<stem>.items.parquet):
+    study 1, the released-CSV schema (one row per model, source cell, target cell); study 2, the per-item frame."""
     if out.suffix != ".csv":
         raise UserError(f"--out {out}: expected a .csv file")
     study, store, _, _, jobs = _open(study_path, store_dir, data_dir, must_exist=True, simulate=simulate)
-    if study.kind == "relatedness":
-        from transfergrid.relatedness_export import item_frame, item_records
-
-        records = item_records(study, store, jobs)
-        _write_csv(item_frame(records), out)
-        _write_parquet(records, out.with_name(out.stem + ".items.parquet"))
-        console.print(f"wrote {out} ({len(records)} item rows)")
-        return
-    table = items_table(study, store, jobs)
-    results = export_results(study, store, jobs, items=_items_frame(table))
-    _write_csv(results, out)
-    write_table(table, out.with_name(out.stem + ".items.parquet"))
-    console.print(f"wrote {out} ({len(results)} rows)")
+    console.print(for_study(study).export_csv(study, store, jobs, out).line())
