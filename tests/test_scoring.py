@@ -10,16 +10,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from transfergrid.encoding import encode_prompts
+from transfergrid.generation import extract_number, numeric_match
 from transfergrid.prompts import render
-from transfergrid.records import Item
+from transfergrid.records import Item, ItemScore
 from transfergrid.scoring import (
     SCORING_VERSION,
-    ItemScore,
     cell_metrics,
     choice_score,
-    encode_prompts,
-    extract_number,
-    numeric_match,
     score_items,
     score_variants,
 )
