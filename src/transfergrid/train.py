@@ -6,7 +6,7 @@ validation loss after every epoch and the best epoch's weights kept; loss on the
 Gradients are clipped to norm 1.0, the default of the HF Trainer the reference ran.
 
 An example is `prompt.context + prompt.continuations[gold]`, tokenised exactly as the scoring engine
-tokenises that pair (`scoring.encode_prompts`), so training and evaluation see the same tokens; the
+tokenises that pair (`encoding.encode_prompts`), so training and evaluation see the same tokens; the
 labels are -100 on the context and the token ids on the answer. Too long an example loses context
 tokens from the left, never answer tokens.
 
