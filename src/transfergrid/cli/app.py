@@ -48,10 +48,8 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; a UserError prints one line and exits 2, no traceback."""
-    # Register every command group (each module adds its commands to `app`).
-    from transfergrid.cli import commands  # noqa: F401
-
+    """Entry point: run the app; a UserError prints one line and exits 2, no traceback. The
+    commands are registered on `app` by the package's `__init__` (it imports `commands`)."""
     try:
         # Non-standalone click returns a typer.Exit's code instead of raising it.
         code = app(args=argv, standalone_mode=False)

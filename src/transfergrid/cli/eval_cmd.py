@@ -30,9 +30,9 @@ def _load_adapter(loaded, adapter: Path, model_source: str):
         raise ModelError(f"adapter {adapter}: no such directory")
     if not (adapter / "adapter_config.json").is_file():
         raise ModelError(f"adapter {adapter}: no adapter_config.json (expected a PEFT LoRA adapter directory)")
-    from transfergrid import models
+    from transfergrid.adapters import AdapterSet
 
-    adapters = models.AdapterSet(loaded)  # a base mismatch is a ModelError naming the adapter
+    adapters = AdapterSet(loaded)  # a base mismatch is a ModelError naming the adapter
     adapters.add("adapter", adapter)
     adapters.activate("adapter")
     return adapters

@@ -21,8 +21,8 @@ def _size(n: int) -> str:
 @models_app.command("list")
 def list_command() -> None:
     """Bundled models: installed or not, and the cache of their dequantised weights."""
+    from transfergrid.bundled import BUNDLED, bundled_status
     from transfergrid.cache import cache_dir
-    from transfergrid.models import BUNDLED, bundled_status
 
     table = Table(title=f"bundled models (cache: {cache_dir('models')})")
     for col in ("source", "model", "installed", "cache", "size"):

@@ -75,7 +75,7 @@ def _is_hub(source: str) -> bool:
     from transfergrid import models
 
     try:
-        return models._classify(source) == "hub"
+        return models.source_kind(source) == "hub"
     except UserError:
         return False
 

@@ -5,7 +5,7 @@ record) → the per-item frame (`analysis.relatedness.ITEM_COLUMNS`) → `report
 Every evaluation job of a relatedness study names its `variant` in its spec: "base" (the base
 model, numbered prompt), "ft" (the adapter trained on the pooled source languages, one per seed)
 or "cot" (the base model scoring its answer after its own reasoning). Each job stores one Parquet
-of per-item records per target language (`scoring.ItemScore` / `cot.CotItemScore` dicts; the CoT
+of per-item records per target language (`records.ItemScore` / `cot.CotItemScore` dicts; the CoT
 ones carry the reasoning text). The variant is read off the job, not off the store's cell row, so
 the base and CoT evaluations of one model (both without an adapter) never mix.
 
