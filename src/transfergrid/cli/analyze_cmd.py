@@ -309,7 +309,7 @@ def recommend_command(
     """Rank source cells to fine-tune on by expected gain on the targets and off-target harm risk."""
     from transfergrid.analysis.recommend import recommend
     from transfergrid.cli.app import err_console
-    from transfergrid.report.html import format_value
+    from transfergrid.report.html_parts import format_value
 
     check_format(fmt)
     cells = _parse_targets(targets)

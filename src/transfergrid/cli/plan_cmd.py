@@ -81,7 +81,7 @@ def _is_hub(source: str) -> bool:
 
 
 def _cost(train_tps, eval_tps, at_size_b, flops, gpus, measure, measure_model, study, costs=None):
-    from transfergrid.estimate import CostModel, measure_cost
+    from transfergrid.costs import CostModel, measure_cost
 
     if costs is not None:
         return CostModel.from_costs_file(costs, gpus)
