@@ -24,6 +24,7 @@ code) for tiny models, and a hash of the resolved config, tokenizer and seed for
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
@@ -437,19 +438,31 @@ def _resolve_device_dtype(device, dtype):
     return devices.choose(device, dtype)
 
 
-def _load_hf_dir(path: Path | str, device: str, dtype, revision: str | None = None):
-    """A local directory (every caller downloads first): no "Loading weights" bar between our lines."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+@contextlib.contextmanager
+def _no_loading_bars():
+    """No "Loading weights" or "Converting and de-quantizing GGUF tensors" bar between our log lines:
+    the first is transformers' own tqdm (hf_logging), the second plain tqdm in its GGUF reader."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
-    tokenizer = AutoTokenizer.from_pretrained(str(path), revision=revision)
-    bars = hf_logging.is_progress_bar_enabled()
+    bars, gguf_tqdm = hf_logging.is_progress_bar_enabled(), gguf_utils.tqdm
     hf_logging.disable_progress_bar()
+    gguf_utils.tqdm = functools.partial(gguf_tqdm, disable=True)
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, revision=revision)
+        yield
     finally:
+        gguf_utils.tqdm = gguf_tqdm
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def _load_hf_dir(path: Path | str, device: str, dtype, revision: str | None = None):
+    """A local directory (every caller downloads first)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path), revision=revision)
+    with _no_loading_bars():
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, revision=revision)
     return model, tokenizer
 
 
@@ -459,7 +472,8 @@ def _dequantize_gguf(path: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    with _no_loading_bars():
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     return model, tokenizer
 
 
