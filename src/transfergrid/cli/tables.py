@@ -1,8 +1,10 @@
 """Tables for people and for scripts: `--format table | csv | json` (`recommend`, `status`).
 
 rich fits a table to the console by cutting cells to "arc_…"; a key column (a source cell, a model)
-that reads "arc_…" says nothing, so key columns never wrap or shrink and the other columns fold. In
-a pipe there is no terminal to fit: the table prints at its natural width, whatever COLUMNS says.
+that reads "arc_…" says nothing, so no value is ever cut. In a pipe there is no terminal to fit: the
+table prints at its natural width, whatever COLUMNS says. On a narrower terminal the columns other
+than the key ones shrink to their longest value (headers fold), and where that is not enough the
+last of them are left out, with a line naming them.
 """
 
 from __future__ import annotations
