@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TQDM_DISABLE", "1")  # the harness's and datasets' progress bars
 
 from benchmarks._common import run_harness, task_manager, write_harness_tasks
-from transfergrid.estimate import (
+from transfergrid.costs import (
     COSTS_FORMAT,  # `transfergrid plan --costs` reads this file
 )
 

@@ -74,6 +74,25 @@ def test_bad_tiny_sources_name_the_keys(source):
         load_model(source)
 
 
+def test_loading_prints_no_progress_bars_between_our_lines(tmp_path, capfd):
+    """transformers' "Loading weights" bar and its GGUF reader's own tqdm bar stay off the terminal
+    while a model loads (`make demo` converts the bundled GGUF on first use), and come back after."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    model, tok = tiny_model()
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    capfd.readouterr()
+    load_model(str(tmp_path / "m"))
+    with bundled.no_loading_bars():
+        list(gguf_utils.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."))
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "Converting" not in err, err
+    list(gguf_utils.tqdm(range(3), desc="after"))
+    assert "after" in capfd.readouterr().err and hf_logging.is_progress_bar_enabled()
+
+
 def test_local_directory_fingerprint_is_the_hash_of_its_files(tmp_path):
     model, tok = tiny_model(seed=1)
     model.save_pretrained(tmp_path / "m")

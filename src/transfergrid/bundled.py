@@ -10,6 +10,7 @@ killed conversion never leaves a half-written one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -167,13 +168,32 @@ def gguf_config(path: Path | None, sha: str | None, spec: Bundled | None = None)
     return AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name)  # the GGUF's metadata only
 
 
+@contextlib.contextmanager
+def no_loading_bars():
+    """No "Loading weights" or "Converting and de-quantizing GGUF tensors" bar between our log lines:
+    the first is transformers' own tqdm (hf_logging), the second plain tqdm in its GGUF reader."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    bars, gguf_tqdm = hf_logging.is_progress_bar_enabled(), gguf_utils.tqdm
+    hf_logging.disable_progress_bar()
+    gguf_utils.tqdm = functools.partial(gguf_tqdm, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = gguf_tqdm
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _dequantize_gguf(path: Path):
     """(model, tokenizer) from a GGUF file, dequantised to float32 (the slow step: cached)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    with no_loading_bars():
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     return model, tokenizer
 
 

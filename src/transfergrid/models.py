@@ -44,6 +44,7 @@ from transfergrid.bundled import (
     bundled_tokenizer,
     gguf_config,
     gguf_dir,
+    no_loading_bars,
     sha256_file,
 )
 from transfergrid.errors import ModelError
@@ -295,18 +296,12 @@ def _resolve_device_dtype(device, dtype):
 
 
 def _load_hf_dir(path: Path | str, device: str, dtype, revision: str | None = None):
-    """A local directory (every caller downloads first): no "Loading weights" bar between our lines."""
+    """A local directory (every caller downloads first)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     tokenizer = AutoTokenizer.from_pretrained(str(path), revision=revision)
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
+    with no_loading_bars():
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, revision=revision)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
     return model, tokenizer
 
 

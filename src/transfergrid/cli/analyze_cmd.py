@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from transfergrid.cli.app import app, console, data_app, models_app  # noqa: F401
+from transfergrid.cli.tables import (
+    FormatOpt,
+    check_format,
+    plain,
+    print_table,
+    write_csv,
+    write_json,
+)
 from transfergrid.errors import UserError
 from transfergrid.studies import KINDS, for_study
 from transfergrid.studies import transfer as T
@@ -158,33 +165,37 @@ def recommend_command(
     max_harm: Annotated[float | None, Opt("--max-harm", help="highest tolerated off-target harm rate, in % "
                                                "of cells with Δ ≤ −1 pp")] = None,
     top: Annotated[int, Opt("--top", "-n", min=1, help="how many source cells to show")] = 10,
+    fmt: FormatOpt = "table",
 ) -> None:
     """Rank source cells to fine-tune on by expected gain on the targets and off-target harm risk."""
     from transfergrid.analysis.recommend import recommend
-    from transfergrid.report.html import format_value
+    from transfergrid.cli.app import err_console
+    from transfergrid.report.html_parts import format_value
 
+    check_format(fmt)
     cells = _parse_targets(targets)
     _, path = _results_path(study_file, results)
     frame = T.read_frame(path)
     kwargs = {} if max_harm is None else {"max_harm": max_harm}
     ranked = recommend(frame, cells, **kwargs)
-    if ranked.empty:
-        console.print("no source cell meets the harm tolerance" if max_harm is not None
-                      else "no source cell has results on these targets")
-        return
     shown = ranked.head(top)
-    table = Table(title=f"Source cells for {', '.join(cells)}"
-                  + (f" (off-target harm rate ≤ {max_harm:g}%)" if max_harm is not None else ""),
-                  title_justify="left")
-    own_rank = "rank" not in shown.columns
-    if own_rank:
-        table.add_column("rank", justify="right")
-    for column in shown.columns:
-        numeric = shown[column].dtype.kind in "fiu"
-        table.add_column(str(column), justify="right" if numeric else "left")
-    for rank, row in enumerate(shown.itertuples(index=False, name=None), start=1):
-        cells = [format_value(v, str(c)) for c, v in zip(shown.columns, row)]
-        table.add_row(*([str(rank)] if own_rank else []), *cells)
-    console.print(table)
+    columns = [str(c) for c in shown.columns]
+    rows = list(shown.itertuples(index=False, name=None))
+    notes = console if fmt == "table" else err_console  # stdout holds only the CSV / JSON
+    if fmt == "csv":
+        write_csv(columns, rows)
+    elif fmt == "json":
+        write_json([dict(zip(columns, map(plain, row))) for row in rows])
+    if ranked.empty:
+        notes.print("no source cell meets the harm tolerance" if max_harm is not None
+                    else "no source cell has results on these targets")
+        return
+    if fmt == "table":
+        numeric = [str(c) for c in shown.columns if shown[c].dtype.kind in "fiu"]
+        title = f"Source cells for {', '.join(cells)}" + (
+            f" (off-target harm rate ≤ {max_harm:g}%)" if max_harm is not None else "")
+        shown_rows = [[format_value(v, c) for c, v in zip(columns, row)] for row in rows]
+        print_table(console, title, columns, shown_rows, key={"rank", "source"}, numeric=numeric,
+                    title_justify="left")
     if len(ranked) > top:
-        console.print(f"({len(ranked) - top} more; --top N to show more)")
+        notes.print(f"({len(ranked) - top} more; --top N to show more)")

@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from transfergrid.cli.app import app, console, data_app, models_app  # noqa: F401
 from transfergrid.errors import UserError
@@ -123,32 +122,37 @@ def status_command(
     study_path: StudyArg,
     out: OutOpt = None,
     data_dir: DataOpt = None,
-    as_json: Annotated[bool, Opt("--json", help="machine-readable output")] = False,
+    fmt: Annotated[str, Opt("--format", help="table (to read) | csv | json (for scripts)")] = "table",
+    as_json: Annotated[bool, Opt("--json", help="the same as --format json")] = False,
     simulate: SimulateOpt = False,
 ) -> None:
     """Grid progress per model: trainings and evaluated cells done / running / failed / missing."""
+    from transfergrid.cli.app import err_console
+    from transfergrid.cli.tables import check_format, print_table, write_csv
     from transfergrid.store import grid_status
 
+    fmt = "json" if as_json else check_format(fmt)
     study, store, _, _, jobs = _open(study_path, out, data_dir, must_exist=True, simulate=simulate)
     report = grid_status(store, jobs)
-    if as_json:
+    if fmt == "json":
         typer.echo(json.dumps(report, indent=2))
         return
-    table = Table(title=f"{study.name} ({store.root})")
-    table.add_column("model")
-    for col in ("train done", "running", "failed", "missing", "cells done", "running", "failed", "missing"):
-        table.add_column(col, justify="right")
-    for model, r in report["models"].items():
-        t, c = r["train"], r["cells"]
-        table.add_row(model, *(str(t[k]) for k in ("done", "running", "failed", "missing")),
-                      *(str(c[k]) for k in ("done", "running", "failed", "missing")))
-    console.print(table)
+    states = ("done", "running", "failed", "missing")
+    rows = [[model, *(r[part][k] for part in ("train", "cells") for k in states)]
+            for model, r in report["models"].items()]
+    if fmt == "csv":
+        write_csv(["model", *(f"{part}_{k}" for part in ("train", "cells") for k in states)], rows)
+    else:
+        header = ["model", "train done", "running", "failed", "missing", "cells done", "running", "failed", "missing"]
+        print_table(console, f"{study.name} ({store.root})", header, [list(map(str, row)) for row in rows],
+                    key={"model"}, numeric=header[1:])
+    notes = console if fmt == "table" else err_console  # a CSV on stdout stays only the CSV
     for f in report["failed"]:
-        console.print(f"[red]failed[/] {escape(str(f['job']))}: {escape(str(f['error']))} (attempts {f['attempts']}, "
-                      f"traceback {escape(str(f['traceback']))})",
-                      highlight=False, soft_wrap=True)
+        notes.print(f"[red]failed[/] {escape(str(f['job']))}: {escape(str(f['error']))} (attempts {f['attempts']}, "
+                    f"traceback {escape(str(f['traceback']))})",
+                    highlight=False, soft_wrap=True)
     if report["orphans"]:
-        console.print(f"{report['orphans']} jobs in the store belong to an earlier version of the study (not used)")
+        notes.print(f"{report['orphans']} jobs in the store belong to an earlier version of the study (not used)")
 
 
 @app.command("export")
