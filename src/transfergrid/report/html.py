@@ -153,6 +153,8 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
             parts.append(render_figure(path, path.stem.replace("_", " "), caption))
         for table_name, table in _extra_tables(extra):
             parts.append(f"<h3>{escape(table_name.replace('_', ' '))}</h3>")
+            if table_name in defined:  # e.g. cot_comparison
+                parts.append(f'<p class="definition">Definition: {escape(defined[table_name])}</p>')
             parts.append(render_table(table_name, table))
             downloads.setdefault(table_name, table)
         body.append("".join(parts))
