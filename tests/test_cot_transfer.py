@@ -164,6 +164,10 @@ def test_analyze_picks_up_the_cot_file(simulated, tmp_path):
     assert cli("analyze", "--results", simulated["true"] / "results.csv", "--out", out) == 0
     assert (out / "cot" / "tables" / "cot_comparison.csv").is_file()
     assert "Chain-of-thought variant" in (out / "report.html").read_text(encoding="utf-8")
+    (out / "report.html").unlink()
+    assert cli("report", "--from", out) == 0  # rebuilt from the tables: the CoT section stays
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Chain-of-thought variant" in html and "cot comparison" in html
 
 
 # --- the comparison table -----------------------------------------------------------------------

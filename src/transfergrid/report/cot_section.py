@@ -37,7 +37,22 @@ def cot_section(zero_shot: pd.DataFrame, cot: pd.DataFrame, out_dir: Path, *, it
     tables = cot_tables(zero_shot, cot, items=items, uses_norm=uses_norm, tolerance=tolerance)
     write_tables(tables, out_dir / "cot" / "tables")
     figures = write_figures({n: tables[n] for n in FIGURE_TABLES if n in tables}, out_dir / "cot" / "figures")
+    return [_section(tables, figures)]
+
+
+def read_section(report_dir: Path) -> list[tuple[str, list, dict]]:
+    """The section again from report_dir/cot as `cot_section` wrote it (`transfergrid report`)."""
+    from transfergrid.report.html import read_tables
+
+    cot = Path(report_dir) / "cot"
+    tables = read_tables(cot / "tables") if (cot / "tables").is_dir() else {}
+    if "cot_comparison" not in tables:
+        return []
+    return [_section(tables, sorted((cot / "figures").glob("*.png")))]
+
+
+def _section(tables: dict, figures) -> tuple[str, list, dict]:
     pngs = [(p, "chain-of-thought variant") for p in figures if Path(p).suffix == ".png"]
     shown = {"cot_comparison": tables["cot_comparison"]}
-    shown.update({f"cot_{n}": tables[n] for n in SHOWN if not tables[n].empty})
-    return [(f"{SECTION_TITLE} (zero-shot vs CoT)", pngs, shown)]
+    shown.update({f"cot_{n}": tables[n] for n in SHOWN if n in tables and not tables[n].empty})
+    return (f"{SECTION_TITLE} (zero-shot vs CoT)", pngs, shown)

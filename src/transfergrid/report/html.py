@@ -111,6 +111,8 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
     meta += [f"{v} {k if v != 1 else k[:-1]}" for k, v in counts.items()]  # "1 model", "2 models"
     if getattr(getattr(study, "evaluation", None), "fewshot", 0):
         meta.append(f"{study.evaluation.fewshot}-shot evaluation")
+    if getattr(getattr(study, "evaluation", None), "cot", False):
+        meta.append("zero-shot and chain-of-thought evaluation")
     meta.append("generated " + generated.strftime("%Y-%m-%d %H:%M %Z").strip())
 
     body: list[str] = []
