@@ -43,13 +43,17 @@ def cot_comparison(zero_shot: pd.DataFrame, cot: pd.DataFrame, tolerance: float 
                         *((r, both["regime"] == r) for r in REGIMES)]:
         part = both.loc[mask]
         z, c = part["delta_zs"].to_numpy(float), part["delta_cot"].to_numpy(float)
-        mean = (lambda v: float(np.mean(v)) if len(v) else np.nan)
         rows.append({"scope": scope, "n": len(part), "delta_zero_shot": mean(z), "delta_cot": mean(c),
                      "delta_change": mean(c - z), "win_rate_zero_shot": rates.win_rate(z, tolerance),
                      "win_rate_cot": rates.win_rate(c, tolerance), "harm_rate_zero_shot": rates.harm_rate(z, tolerance),
                      "harm_rate_cot": rates.harm_rate(c, tolerance), "base_zero_shot": mean(part["base_zs"]),
                      "base_cot": mean(part["base_cot"])})
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def mean(values) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()) if values.size else np.nan
 
 
 DEFINITION = ("Cells with both a zero-shot and a CoT result; mean headline Δ (pp) under each, their "
