@@ -177,9 +177,8 @@ class TransferStudy:
         return self.export_csv(study, store, jobs, Path(out_dir) / RESULTS_FILE, items=Path(out_dir) / ITEMS_FILE)
 
     def export_csv(self, study, store, jobs: Sequence, path: Path, *, items: Path | None = None) -> Exported:
-        from transfergrid.export import write_table
-
         from transfergrid.cot_export import write_cot_results
+        from transfergrid.export import write_table
 
         results, table = self._frames(study, store, jobs)
         write_csv(results, path)
