@@ -302,8 +302,8 @@ def estimate_study(study, data, jobs, *, cost: CostModel | None = None, sample: 
                 if limit and k > limit:
                     t, k = t * limit / k, limit
                 n, tokens = n + k, tokens + t
-            if job.spec.get("variant") == "cot":  # generation: up to max_new_tokens per item, one at a time
-                tokens += n * study.relatedness.cot.max_new_tokens
+            if job.spec.get("variant") in ("cot", "ft-cot"):  # generation: up to max_new_tokens per item
+                tokens += n * study.cot_spec().max_new_tokens
             seconds = None if cost is None else cost.eval_seconds(tokens, size)
             out.append(JobEstimate(job.kind, job.model, job.label, n, tokens, seconds))
 

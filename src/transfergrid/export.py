@@ -20,7 +20,7 @@ import numpy as np
 
 from transfergrid.analysis.regimes import regime as cell_regime
 from transfergrid.data.registry import get_benchmark
-from transfergrid.plan import EVAL, Job
+from transfergrid.plan import EVAL, Job, is_cot
 from transfergrid.records import Cell
 
 COLUMNS = [
@@ -193,12 +193,13 @@ def write_table(table, path) -> int:
 
 
 def _jobs(study, jobs, data):
-    if jobs is not None:
-        return list(jobs)
-    from transfergrid.plan import study_jobs
+    """The zero-shot jobs (CoT evaluations are their own variant: cot_export.py)."""
+    if jobs is None:
+        from transfergrid.plan import study_jobs
 
-    if data is None:
-        from transfergrid.data import StudyData, resolve_data_dir
+        if data is None:
+            from transfergrid.data import StudyData, resolve_data_dir
 
-        data = StudyData(study, resolve_data_dir(None, study))
-    return study_jobs(study, data)
+            data = StudyData(study, resolve_data_dir(None, study))
+        jobs = study_jobs(study, data)
+    return [j for j in jobs if not is_cot(j)]

@@ -12,6 +12,10 @@ languages; the base model's evaluation; and, when ``relatedness.cot.enabled``, t
 chain-of-thought evaluation (``variant`` "cot", keyed also by the CoT procedure and its settings).
 Every evaluation's spec names its ``variant``: "base", "ft" or "cot".
 
+A transfer study with ``evaluation.cot`` adds, per model, the base model's CoT evaluation
+(``variant`` "cot") and per adapter its CoT evaluation (``variant`` "ft-cot"), each keyed as its
+zero-shot twin plus the CoT settings; the zero-shot keys are those of the same study without CoT.
+
 A key is the sha256 of everything that determines the job's output: model fingerprint, data
 manifest hash(es), prompt format, chat template, training config (``TrainingSpec.flat()``: the same
 in the flat and the table spelling), seed, and the versions of ``versions.py`` (evaluation:
@@ -34,6 +38,12 @@ from transfergrid.study import Study
 from transfergrid.versions import COT_VERSION, eval_key_versions, train_key_versions
 
 TRAIN, EVAL = "train", "eval"
+COT_VARIANTS = ("cot", "ft-cot")  # chain-of-thought evaluations: of the base model, of an adapter
+
+
+def is_cot(job: Job) -> bool:
+    """A chain-of-thought evaluation (study 2's ablation or a transfer grid's CoT variant)."""
+    return job.kind == EVAL and job.spec.get("variant") in COT_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,8 @@ class Job:
             return f"eval {s['model']} chain-of-thought"
         if self.adapter_key is None:
             return f"eval {s['model']} base"
-        return f"eval {s['model']} + {s['source_cell']} (seed {s['seed']})"
+        cot = " chain-of-thought" if s.get("variant") == "ft-cot" else ""
+        return f"eval {s['model']} + {s['source_cell']} (seed {s['seed']}){cot}"
 
 
 def content_key(payload: Mapping[str, Any]) -> str:
@@ -125,7 +136,7 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
         if cot is not None:
             ckey = content_key({**eval_common, "fingerprint": fp, "adapter": None, "cot": cot})
             jobs.append(Job(EVAL, ckey, {**base, "variant": "cot"}))
-        trains, evals = [], []
+        trains, evals, cots = [], [], []
         for cell in _sources(study):
             for seed in study.seeds:
                 tkey = content_key({**train_common, "fingerprint": fp, "source_cell": str(cell),
@@ -134,7 +145,11 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
                 trains.append(Job(TRAIN, tkey, spec))
                 ekey = content_key({**eval_common, "fingerprint": fp, "adapter": tkey})
                 evals.append(Job(EVAL, ekey, {**spec, "adapter_key": tkey, "targets": targets, "variant": "ft"}))
-        jobs += trains + evals
+                if cot is not None and study.kind == "transfer":
+                    ckey = content_key({**eval_common, "fingerprint": fp, "adapter": tkey, "cot": cot})
+                    cots.append(Job(EVAL, ckey, {**spec, "adapter_key": tkey, "targets": targets,
+                                                 "variant": "ft-cot"}))
+        jobs += trains + evals + cots
     return jobs
 
 
@@ -147,11 +162,17 @@ def _sources(study: Study) -> list[Cell]:
 
 
 def _cot_settings(study: Study) -> dict[str, Any] | None:
-    """What determines a chain-of-thought evaluation beyond the base evaluation; None = no CoT job."""
-    if study.kind != "relatedness" or not study.relatedness.cot.enabled:
+    """What determines a chain-of-thought evaluation beyond its zero-shot twin; None = no CoT job."""
+    spec = study.cot_spec()
+    if spec is None:
         return None
+    from transfergrid.cot import GRID_COT_INSTRUCTION
+
     # batch_size too: left-padded batches can change greedy generations in the last bits
-    return {"version": COT_VERSION, **study.relatedness.cot.model_dump(mode="json", exclude={"enabled"})}
+    settings = {"version": COT_VERSION, **spec.model_dump(mode="json", exclude={"enabled"})}
+    if study.kind == "transfer":  # study 2's keys stay as they were (its instruction is COT_VERSION's)
+        settings["instruction"] = GRID_COT_INSTRUCTION
+    return settings
 
 
 def study_jobs(study: Study, data) -> list[Job]:

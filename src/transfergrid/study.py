@@ -142,6 +142,11 @@ class EvaluationSpec(Spec):
         default="cell", description="one draw per target cell, or one per test item (the harness's stream)")
     fewshot_as_multiturn: bool | None = Field(
         default=None, description="examples as chat turns; default: on with chat_template (the harness)")
+    # chain-of-thought variant (transfergrid.cot, study 2's procedure): base and every adapter also
+    # reason greedily, then their numbered answer is scored after the reasoning
+    cot: bool = Field(default=False, description="also evaluate base and adapters with chain-of-thought")
+    cot_max_new_tokens: int = Field(default=256, ge=1, description="reasoning tokens at most (as relatedness.cot)")
+    cot_batch_size: int = Field(default=8, ge=1, description="prompts per generation batch (as relatedness.cot)")
 
     @model_validator(mode="after")
     def _fewshot(self) -> EvaluationSpec:
@@ -216,6 +221,12 @@ class Study(Spec):
         if self.kind == "relatedness" and self.evaluation.fewshot:
             raise ValueError("evaluation.fewshot is an option of transfer studies (a relatedness study's "
                              "targets have no train split)")
+        if self.kind == "relatedness" and self.evaluation.cot:
+            raise ValueError("evaluation.cot is an option of transfer studies; a relatedness study's "
+                             "chain-of-thought ablation is relatedness.cot")
+        if self.evaluation.cot and self.evaluation.fewshot:
+            raise ValueError("evaluation.cot with evaluation.fewshot: chain-of-thought is scored zero-shot; "
+                             "set one of them")
         if self.kind == "relatedness" and "evaluation" not in self.model_fields_set:
             # study 2 scores the option labels "1".."4" after a numbered prompt
             object.__setattr__(self, "evaluation", EvaluationSpec(format="numbers"))
@@ -225,6 +236,9 @@ class Study(Spec):
         for task in [*self.tasks, *self.target_only_tasks()]:
             if task not in known:
                 raise ValueError(f"unknown task {task!r}{did_you_mean(task, known)}; known tasks: {', '.join(known)}")
+        if self.evaluation.cot and self.target_only_tasks():
+            raise ValueError(f"evaluation.cot scores numbered answer options; the extra targets "
+                             f"({', '.join(self.target_only_tasks())}) are generative")
         if self.evaluation.fewshot and self.target_only_tasks():
             raise ValueError(f"evaluation.fewshot draws examples from a target's train split; the extra targets "
                              f"({', '.join(self.target_only_tasks())}) have none")
@@ -266,6 +280,13 @@ class Study(Spec):
             return []
         return list(dict.fromkeys(s.partition(":")[0] for s in self.grid.extra_targets))
 
+    def cot_spec(self) -> CotSpec | None:
+        """The chain-of-thought settings of the study's CoT evaluations; None = no CoT variant."""
+        if self.kind == "relatedness":
+            return self.relatedness.cot if self.relatedness.cot.enabled else None
+        ev = self.evaluation
+        return CotSpec(max_new_tokens=ev.cot_max_new_tokens, batch_size=ev.cot_batch_size) if ev.cot else None
+
     def train_format(self) -> str:
         return self.training.examples.format or self.evaluation.format
 
@@ -289,6 +310,9 @@ class Study(Spec):
             payload["evaluation"].pop("max_new_tokens")  # only generative targets use it
         if not payload["evaluation"]["fewshot"]:  # zero-shot studies hash as before few-shot existed
             for name in ("fewshot", "fewshot_seed", "fewshot_sampling", "fewshot_as_multiturn"):
+                payload["evaluation"].pop(name)
+        if not payload["evaluation"]["cot"]:  # studies without a CoT variant hash as before it existed
+            for name in ("cot", "cot_max_new_tokens", "cot_batch_size"):
                 payload["evaluation"].pop(name)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]

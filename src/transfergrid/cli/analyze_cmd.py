@@ -144,6 +144,10 @@ def report_command(
         out = out or source
     figures = sorted((source / "figures").glob("*.png")) if (source / "figures").is_dir() else []
     extra = _relatedness_section(tables, figures)
+    if from_dir is not None:  # the CoT variant's section (evaluation.cot), from its cot/ folder
+        from transfergrid.report.cot_section import read_section
+
+        extra += read_section(from_dir)
     path = write_report(out, tables, figures, title=title, study=study or header, extra_sections=extra)
     console.print(f"report: {path} ({len(tables)} tables, {len(figures)} figures)", soft_wrap=True)
 

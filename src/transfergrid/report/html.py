@@ -111,6 +111,8 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
     meta += [f"{v} {k if v != 1 else k[:-1]}" for k, v in counts.items()]  # "1 model", "2 models"
     if getattr(getattr(study, "evaluation", None), "fewshot", 0):
         meta.append(f"{study.evaluation.fewshot}-shot evaluation")
+    if getattr(getattr(study, "evaluation", None), "cot", False):
+        meta.append("zero-shot and chain-of-thought evaluation")
     meta.append("generated " + generated.strftime("%Y-%m-%d %H:%M %Z").strip())
 
     body: list[str] = []
@@ -153,6 +155,8 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
             parts.append(render_figure(path, path.stem.replace("_", " "), caption))
         for table_name, table in _extra_tables(extra):
             parts.append(f"<h3>{escape(table_name.replace('_', ' '))}</h3>")
+            if table_name in defined:  # e.g. cot_comparison
+                parts.append(f'<p class="definition">Definition: {escape(defined[table_name])}</p>')
             parts.append(render_table(table_name, table))
             downloads.setdefault(table_name, table)
         body.append("".join(parts))

@@ -128,6 +128,21 @@ def analysis_tables(frame, results: Path, study=None, *, tolerance: float = 0.0
     return tables, notes
 
 
+def cot_sections(zero_shot, results: Path, out_dir: Path, study=None, tolerance: float = 0.0
+                 ) -> tuple[list, tuple[str, ...]]:
+    """(the chain-of-thought variant's report section, notes) when a <stem>_cot.csv lies beside
+    `results` (`evaluation.cot`, cot_export.py); its tables and figures go to out_dir/cot."""
+    from transfergrid.cot_export import cot_path
+    from transfergrid.report.cot_section import cot_section
+
+    path = cot_path(results)
+    if not path.is_file():
+        return [], ()
+    cot = read_frame(path)
+    inputs, notes = uncertainty_inputs(cot, path, study)
+    return cot_section(zero_shot, cot, out_dir, tolerance=tolerance, **inputs), notes
+
+
 def write_analysis(frame, results: Path, out: Path, *, study=None, tolerance: float = 0.0) -> Analysis:
     """Every table (CSV, Markdown, LaTeX), figure (PNG + SVG) and report.html of `frame` into `out`
     (built aside and moved into place); the report header is `study`, or a summary of `results`."""
@@ -139,8 +154,10 @@ def write_analysis(frame, results: Path, out: Path, *, study=None, tolerance: fl
         tables, notes = analysis_tables(frame, results, study, tolerance=tolerance)
         write_tables(tables, staging / "tables")
         figures = write_figures(tables, staging / "figures")
+        extra, cot_notes = cot_sections(frame, results, staging, study, tolerance)
+        notes += cot_notes
         write_report(staging, tables, figures, title=title(study, results),
-                     study=study or results_summary(frame, results), tolerance=tolerance)
+                     study=study or results_summary(frame, results), tolerance=tolerance, extra_sections=extra)
     return Analysis(Path(out), tables, moved(figures, staging, out), Path(out) / "report.html", notes)
 
 
@@ -160,11 +177,13 @@ class TransferStudy:
         return self.export_csv(study, store, jobs, Path(out_dir) / RESULTS_FILE, items=Path(out_dir) / ITEMS_FILE)
 
     def export_csv(self, study, store, jobs: Sequence, path: Path, *, items: Path | None = None) -> Exported:
+        from transfergrid.cot_export import write_cot_results
         from transfergrid.export import write_table
 
         results, table = self._frames(study, store, jobs)
         write_csv(results, path)
         write_table(table, items or path.with_name(path.stem + ".items.parquet"))
+        write_cot_results(study, store, jobs, path, write_csv)  # <stem>_cot.csv with evaluation.cot
         return Exported(path, len(results), "rows")
 
     def results_file(self, results_dir: Path) -> Path:
