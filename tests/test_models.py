@@ -229,6 +229,16 @@ def test_adapter_set_switches_in_place_and_none_is_exactly_the_base_model(tmp_pa
     with pytest.raises(ModelError, match="no adapter named 'b'"):
         adapters.activate("b")
 
+    # the last adapter out: the base model generates (PEFT would still name 'a' as active) and
+    # scores exactly as before; a new adapter loads again
+    adapters.activate("a")
+    adapters.remove("a")
+    assert adapters.names == [] and adapters.active is None
+    assert generate(adapters.model, tok, ["a b"], max_new_tokens=2) == generate(plain, tok, ["a b"], max_new_tokens=2)
+    assert [s.loglik for s in score_variants(adapters, tok, [None], items, "cloze")[None]] == lls[None]
+    adapters.add("a", tmp_path / "a")
+    assert [s.loglik for s in score_variants(adapters, tok, ["a"], items, "cloze")["a"]] == lls["a"]
+
 
 def test_adapter_set_rejects_bad_adapters(tmp_path):
     import json

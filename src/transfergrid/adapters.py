@@ -86,6 +86,11 @@ class AdapterSet:
         if self.active == name:
             self.activate(None)
         self._peft.delete_adapter(name)
+        if not self._peft.peft_config:
+            # PEFT keeps naming the deleted adapter as active (its generate() then fails on the
+            # missing config): with none left, put the base model's own layers back.
+            _strip_adapter_layers(self.base)
+            self._peft = None
         self.activate(self.active)
 
 
