@@ -22,6 +22,19 @@ MODEL = "bundled:smollm2-135m-instruct"
 CACHE = Path(os.environ.get("TRANSFERGRID_BENCH_CACHE", Path(tempfile.gettempdir()) / "transfergrid-bench"))
 
 
+def harness_too_old() -> str | None:
+    """Why the installed lm-evaluation-harness is not a peer (None: it is); MGSM prompts changed in 0.4.8."""
+    import lm_eval
+    from packaging.version import Version
+
+    from transfergrid.versions import HARNESS_MIN_VERSION
+
+    found = getattr(lm_eval, "__version__", "0")
+    if Version(found) < Version(HARNESS_MIN_VERSION):
+        return f"lm-eval {found} is older than {HARNESS_MIN_VERSION}: pip install 'lm-eval>={HARNESS_MIN_VERSION}'"
+    return None
+
+
 def load_model_and_dir(source: str = MODEL):
     """(model, tokenizer, hf_dir): the model in float32 on CPU, and a local HF directory holding the
     same weights and tokenizer for the harness's `pretrained=` argument."""

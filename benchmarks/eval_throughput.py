@@ -31,6 +31,7 @@ from benchmarks._common import (
     arc_items,
     compare,
     harness_lm,
+    harness_too_old,
     load_model_and_dir,
     run_harness,
     write_harness_tasks,
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
     from transfergrid.prompts import render
     from transfergrid.scoring import score_items
 
+    if (why := harness_too_old()) is not None:
+        raise SystemExit(why)
     bs = int(args.harness_batch_size) if args.harness_batch_size.isdigit() else args.harness_batch_size
     model, tok, hf_dir = load_model_and_dir(args.model)
     items = arc_items(args.lang, args.n)

@@ -139,6 +139,7 @@ def fast_mode():
     import transfergrid.execute as execute_mod
     import transfergrid.models as models_mod
     import transfergrid.report.figures as figures_mod
+    from transfergrid.report import style
 
     def execute(*args, **kwargs):
         raise ReachedWork("run reached the executor")
@@ -148,7 +149,7 @@ def fast_mode():
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.png"
         path.write_bytes(PNG_1PX)
-        figures_mod._plt().close(fig)
+        style.pyplot().close(fig)
         return [path]
 
     saved = (execute_mod.execute, models_mod.model_fingerprint, figures_mod.save_figure)

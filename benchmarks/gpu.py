@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TQDM_DISABLE", "1")  # the harness's and datasets' progress bars
 
 from benchmarks._common import run_harness, task_manager, write_harness_tasks
-from transfergrid.estimate import (
+from transfergrid.costs import (
     COSTS_FORMAT,  # `transfergrid plan --costs` reads this file
 )
 
@@ -124,8 +124,8 @@ def measure_peak(device: str, dtype, n: int, seconds: float = 2.0) -> float:
 def eval_work(tokenizer, items) -> dict:
     """Tokens run by our engine (context once, each choice minus its last token), attention pairs
     and read positions of the cloze items."""
+    from transfergrid.encoding import encode_prompts
     from transfergrid.prompts import render
-    from transfergrid.scoring import encode_prompts
 
     tokens = pairs = reads = 0
     for e in encode_prompts(tokenizer, [render(it, "cloze") for it in items]):
@@ -156,7 +156,9 @@ def harness_missing() -> str | None:
         import lm_eval.models.huggingface  # noqa: F401 - also imports datasets, which it needs
     except Exception as exc:  # noqa: BLE001 - any import failure means no peer
         return f"{type(exc).__name__}: {exc}"[:100]
-    return None
+    from benchmarks._common import harness_too_old
+
+    return harness_too_old()
 
 
 def bench_eval(loaded, items, tasks, args, arch, peak) -> dict:
@@ -195,8 +197,8 @@ def bench_eval(loaded, items, tasks, args, arch, peak) -> dict:
 
 
 def bench_train(loaded, items, batch: int, arch, peak, work_dir: Path) -> dict:
-    from transfergrid.study import TrainingSpec
     from transfergrid.train import train_adapter
+    from transfergrid.training_config import TrainingSpec
 
     spec = TrainingSpec(epochs=1, batch_size=batch)  # the reference recipe, one epoch
     train_adapter(loaded, items[:batch * 2], [], spec, seed=0, fmt="cloze", out_dir=work_dir / "warm")
@@ -213,7 +215,7 @@ def random_adapters(loaded, k: int, out: Path) -> list[Path]:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from transfergrid.study import REFERENCE_TARGET_MODULES
+    from transfergrid.training_config import REFERENCE_TARGET_MODULES
 
     paths = []
     for i in range(k):
@@ -237,7 +239,8 @@ def bench_grid(loaded, cells: dict, args, work_dir: Path) -> dict:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from transfergrid.models import AdapterSet, load_model
+    from transfergrid.adapters import AdapterSet
+    from transfergrid.models import load_model
     from transfergrid.scoring import score_variants
 
     base_dir = work_dir / "base"

@@ -44,7 +44,7 @@ def make_adapters(hf_dir: Path, k: int, out: Path) -> list[Path]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from transfergrid.study import REFERENCE_TARGET_MODULES
+    from transfergrid.training_config import REFERENCE_TARGET_MODULES
 
     paths = []
     for i in range(k):
@@ -67,7 +67,8 @@ class Ours:
     """transfergrid's way: one base load (timed once), then per adapter add / score / remove."""
 
     def __init__(self):
-        from transfergrid.models import AdapterSet, load_model
+        from transfergrid.adapters import AdapterSet
+        from transfergrid.models import load_model
 
         start = time.perf_counter()
         self.loaded = load_model(MODEL, device="cpu", dtype="float32")

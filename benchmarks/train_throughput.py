@@ -99,8 +99,8 @@ def main() -> None:
 
     from transfergrid.data import load_items, resolve_data_dir
     from transfergrid.models import load_model
-    from transfergrid.study import TrainingSpec
     from transfergrid.train import build_examples, train_adapter, validation_loss
+    from transfergrid.training_config import TrainingSpec
 
     root = resolve_data_dir()
     train_items = list(load_items(args.task, args.lang, "train", root))[: args.n]

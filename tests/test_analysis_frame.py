@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,3 +108,18 @@ def test_model_size_strings_are_parsed(grid, tmp_path):
     path = tmp_path / "r.csv"
     other.to_csv(path, index=False)
     assert read_results(path)["model_size"].tolist() == grid["model_size"].tolist()
+
+
+def test_acc_norm_and_construction_are_the_data_registry_s_in_every_spelling(monkeypatch):
+    from transfergrid.analysis import frame
+    from transfergrid.data.registry import BENCHMARKS
+
+    spellings = {"arc_challenge": ["m_arc", "ARC"], "hellaswag": ["m_hellaswag"], "global_mmlu_lite": ["Global-MMLU"],
+                 "truthfulqa_mc1": ["m_truthfulqa", "truthfulqa"], "mmlu": ["m_mmlu"]}
+    for name, bench in BENCHMARKS.items():
+        for spelling in [name, *spellings.get(name, [])]:
+            assert (frame.has_norm(spelling), frame.construction(spelling)) == (bench.has_norm, bench.construction)
+    assert (frame.has_norm("unknown_set"), frame.construction("unknown_set")) == (False, "translated")
+    # the frame holds no copy: a registry change shows in the frame
+    monkeypatch.setitem(BENCHMARKS, "xcopa", dataclasses.replace(BENCHMARKS["xcopa"], construction="translated"))
+    assert frame.construction("xcopa") == "translated"

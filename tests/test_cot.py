@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from transfergrid import cot, models
+from transfergrid import cot, generation
 from transfergrid.records import Item
 
 PASSAGE = "The quick brown fox jumps over the lazy dog. The sun is a star."
@@ -71,13 +71,13 @@ def test_cot_is_deterministic_and_scores_after_the_reasoning(tiny):
 def test_reasoning_changes_the_answer_scores(tiny, monkeypatch):
     model, tokenizer = tiny
     item = _items(1)[0]
-    monkeypatch.setattr(models, "generate", lambda m, t, ctxs, **kw: [" fox dog sun star Answer: 3"] * len(ctxs))
+    monkeypatch.setattr(generation, "generate", lambda m, t, ctxs, **kw: [" fox dog sun star Answer: 3"] * len(ctxs))
     with_fixed = cot.cot_score_items(model, tokenizer, [item], max_new_tokens=4)[0]
     assert with_fixed.reasoning == " fox dog sun star"
     context = cot.generation_context(item) + " fox dog sun star" + cot.ANSWER_CUE
     expected = [_loglik(model, tokenizer, context, f" {j}") for j in (1, 2, 3, 4)]
     assert list(with_fixed.loglik) == pytest.approx(expected, abs=1e-4)
-    monkeypatch.setattr(models, "generate", lambda m, t, ctxs, **kw: [""] * len(ctxs))
+    monkeypatch.setattr(generation, "generate", lambda m, t, ctxs, **kw: [""] * len(ctxs))
     empty = cot.cot_score_items(model, tokenizer, [item], max_new_tokens=4)[0]
     assert max(abs(a - b) for a, b in zip(empty.loglik, with_fixed.loglik)) > 1e-3
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,12 +66,51 @@ def test_show_items_as_json(data_dir):
     assert record["id"] == "Mercury_SC_415719" and record["gold"] == 0 and len(record["choices"]) == 4
 
 
-def test_show_writes_json_lines_to_a_pipe(data_dir):
-    result = runner.invoke(commands.data_cmd.data_app, ["show", "arc_challenge", "es", "--split", "test",
-                                                        "--limit", "3", "--data-dir", str(data_dir)])
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    assert len(lines) == 3 and all(json.loads(line)["lang"] == "es" for line in lines)
+def _show(data_dir, *extra, tty=False) -> str:
+    """`transfergrid data show` in a child process whose stdout is a pipe, or a pseudo-terminal."""
+    args = [sys.executable, "-m", "transfergrid", "data", "show", "arc_challenge", "es", "--split", "test",
+            "--limit", "3", "--data-dir", str(data_dir), *extra]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    if not tty:
+        return subprocess.run(args, capture_output=True, text=True, env=env, check=True).stdout
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(args, stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait() == 0, proc.stderr.read()
+    return re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode().replace("\r\n", "\n"))  # bold keys
+
+
+def _documents(text: str) -> list:
+    decoder, docs, at = json.JSONDecoder(), [], 0
+    while at < len(text.rstrip()):
+        doc, at = decoder.raw_decode(text, at)
+        docs.append(doc)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return docs
+
+
+def test_show_writes_json_lines_to_a_pipe_and_indents_on_a_terminal(data_dir):
+    lines = _show(data_dir).splitlines()
+    assert len(lines) == 3 and [json.loads(line)["lang"] for line in lines] == ["es"] * 3
+    pretty = _show(data_dir, "--pretty")  # asked for: indented even in a pipe
+    assert len(pretty.splitlines()) > 3 and '\n  "id": ' in pretty
+    assert _documents(pretty) == [json.loads(line) for line in lines]
+    on_tty = _show(data_dir, tty=True)
+    assert '\n  "id": ' in on_tty and _documents(on_tty) == [json.loads(line) for line in lines]
+    assert _show(data_dir, "--lines", tty=True).splitlines() == lines  # asked for: one object per line
 
 
 def test_show_prompt(data_dir):

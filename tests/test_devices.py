@@ -14,8 +14,8 @@ from transfergrid.execute.ray import _slots
 from transfergrid.models import load_model
 from transfergrid.records import Item
 from transfergrid.scoring import score_items
-from transfergrid.study import TrainingSpec
 from transfergrid.train import train_adapter
+from transfergrid.training_config import TrainingSpec
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "sun", "star", "water", "boils"]
 

@@ -1,16 +1,13 @@
 """`transfergrid eval` on the tiny model: per-item JSONL, printed metrics, one-line errors (exit 2).
 
 Model loading and data loading are replaced by the tiny model and in-memory items, so these tests
-exercise the command's own wiring (adapters, output, errors), not the other layers.
+exercise the command's own wiring (adapters through the real `AdapterSet`, output, errors).
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
 import json
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -27,19 +24,9 @@ ITEMS = [
 ]
 
 
-def _patch(monkeypatch, module_name: str, **attrs):
-    """Set attributes on a transfergrid module, creating it if that layer has not landed."""
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        module = types.ModuleType(module_name)
-        monkeypatch.setitem(sys.modules, module_name, module)
-    for name, value in attrs.items():
-        monkeypatch.setattr(module, name, value, raising=False)
-
-
 @pytest.fixture
 def cli(tiny, monkeypatch):
+    from transfergrid import data, models
     from transfergrid.errors import ModelError
 
     model, tok = tiny
@@ -50,9 +37,11 @@ def cli(tiny, monkeypatch):
         return LoadedModel(model=copy.deepcopy(model), tokenizer=tok, fingerprint="tiny",
                            device="cpu", dtype="float32", source=source)
 
-    _patch(monkeypatch, "transfergrid.models", load_model=load_model)
-    _patch(monkeypatch, "transfergrid.data", resolve_data_dir=lambda value=None, study=None: Path("."),
-           load_items=lambda task, lang, split, data_dir, source=None: list(ITEMS))
+    # only the loaders are stand-ins (raising=True: a renamed loader fails here, not silently);
+    # adapters go through the real models.AdapterSet, as in production
+    monkeypatch.setattr(models, "load_model", load_model)
+    monkeypatch.setattr(data, "resolve_data_dir", lambda value=None, study=None: Path("."))
+    monkeypatch.setattr(data, "load_items", lambda task, lang, split, data_dir, source=None: list(ITEMS))
 
     from transfergrid.cli import main
 

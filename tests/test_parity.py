@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from transfergrid.versions import HARNESS_MIN_VERSION
+
 pytestmark = pytest.mark.real_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +32,7 @@ def _common():
 
 @pytest.fixture(scope="module")
 def setup(data_dir, tmp_path_factory):
-    pytest.importorskip("lm_eval")
+    pytest.importorskip("lm_eval", minversion=HARNESS_MIN_VERSION)
     for module, name in (("transfergrid.models", "load_model"), ("transfergrid.data", "load_items")):
         if not hasattr(pytest.importorskip(module), name):
             pytest.skip(f"{module}.{name} is not available")

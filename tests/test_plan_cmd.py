@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from transfergrid.cli import main
-from transfergrid.estimate import CostModel
+from transfergrid.costs import CostModel
 from transfergrid.prompts import render
 from transfergrid.study import load_study
 from transfergrid.testing import tiny_tokenizer

@@ -17,8 +17,9 @@ from transfergrid.prompts import (
     render,
 )
 from transfergrid.records import Item
+from transfergrid.versions import HARNESS_MIN_VERSION
 
-lm_eval = pytest.importorskip("lm_eval")
+lm_eval = pytest.importorskip("lm_eval", minversion=HARNESS_MIN_VERSION)
 TASKS = Path(lm_eval.__file__).parent / "tasks"
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from pathlib import Path
+
 import pandas as pd
 import pytest
-from test_runner import assert_nothing_done_twice, cli, run_args, write_study
+from test_runner import assert_nothing_done_twice, cli, db, run_args, write_study
 
 pytestmark = pytest.mark.ray
 
@@ -17,17 +21,68 @@ def ray_cluster():
     ray.shutdown()
 
 
-def test_ray_executor_matches_local(ray_cluster, tmp_path, data_dir):
+def watched_actor(log_dir: Path):
+    """The executor's actor class, noting in `log_dir` its process id for every job it runs and
+    every SQLite file its process opens (defined here so that Ray ships it to the workers by value)."""
+    from transfergrid.execute import ray as ray_executor
+
+    class Watched(ray_executor._Actor):
+        def __init__(self, *args, **kwargs):
+            import sqlite3
+
+            connect = sqlite3.connect
+
+            def noted_connect(database, *a, **k):
+                self._note("sqlite", str(database))
+                return connect(database, *a, **k)
+
+            sqlite3.connect = noted_connect  # the store opens its database through sqlite3.connect
+            super().__init__(*args, **kwargs)
+
+        def _note(self, kind: str, text: str) -> None:
+            (log_dir / f"{kind}-{os.getpid()}-{uuid.uuid4().hex}").write_text(text)
+
+        def train_into(self, job, out_dir):
+            self._note("job", job.key)
+            return super().train_into(job, out_dir)
+
+        def evaluate_batch(self, job, cells, adapter_dir):
+            self._note("job", job.key)
+            return super().evaluate_batch(job, cells, adapter_dir)
+
+    return Watched
+
+
+def test_ray_executor_matches_local(ray_cluster, tmp_path, data_dir, monkeypatch):
+    from transfergrid.execute import ray as ray_executor
+
     study = write_study(tmp_path / "study.toml")
     local, remote = tmp_path / "local", tmp_path / "ray"
+    notes = tmp_path / "notes"
+    notes.mkdir()
     assert cli(*run_args(study, local, data_dir)) == 0
+    monkeypatch.setattr(ray_executor, "_Actor", watched_actor(notes))
     assert cli(*run_args(study, remote, data_dir), "--executor", "ray") == 0
     assert_nothing_done_twice(remote)
     pd.testing.assert_frame_equal(pd.read_csv(remote / "results.csv"), pd.read_csv(local / "results.csv"))
-    # the work was spread over the cluster's two actors, and the driver alone wrote the store
     items = pd.read_parquet(remote / "items.parquet")
     assert len(items) == len(pd.read_parquet(local / "items.parquet"))
+    # the work was spread over the cluster's two actors: two processes other than this one ran jobs,
+    # and every job of the grid ran in one of them
+    runs = [(int(p.name.split("-")[1]), p.read_text()) for p in notes.glob("job-*")]
+    pids = {pid for pid, _ in runs}
+    assert len(pids) == 2 and os.getpid() not in pids, pids
+    con = db(remote)
+    assert {key for _, key in runs} == {r[0] for r in con.execute("SELECT key FROM jobs")}
+    # the driver alone wrote the store: no actor opened the database, and every claim, cell and
+    # event in it carries this process's worker id
+    opened = [p.read_text() for p in notes.glob("sqlite-*")]
+    assert not [path for path in opened if Path(path).name.startswith("transfergrid.sqlite")], opened
+    writers = {r[0] for table in ("jobs", "cell_scores", "events") for r in con.execute(f"SELECT worker FROM {table}")}
+    assert len(writers) == 1 and writers.pop().split(":")[1] == str(os.getpid())
+    assert {r[0] for r in con.execute("SELECT pid FROM jobs")} == {os.getpid()}
     assert cli(*run_args(study, remote, data_dir), "--executor", "ray") == 0  # nothing left to do
+    assert len(list(notes.glob("job-*"))) == len(runs)
 
 
 def test_ray_executor_runs_a_relatedness_study_with_cot_like_local(ray_cluster, tmp_path, data_dir):

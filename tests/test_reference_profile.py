@@ -15,9 +15,10 @@ from transfergrid.errors import StudyError, UserError
 from transfergrid.plan import TRAIN, build_jobs
 from transfergrid.prompts import reference_training_text
 from transfergrid.records import Item
-from transfergrid.study import TrainingSpec, parse_study
+from transfergrid.study import parse_study
 from transfergrid.testing import tiny_tokenizer
 from transfergrid.train import IGNORE_INDEX, build_reference_examples, random_batches
+from transfergrid.training_config import TrainingSpec
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "okapi").is_dir(), reason="../shared/data is not here")

@@ -271,7 +271,7 @@ def test_lang2vec_families_when_installed():
 
 def test_item_rows_from_score_records():
     from transfergrid.cot import CotItemScore
-    from transfergrid.scoring import ItemScore
+    from transfergrid.records import ItemScore
 
     base = [ItemScore("i0", "belebele", "he", 1, (-1.0, -0.5), 1, 1, 1, True, True, True),
             ItemScore("i1", "belebele", "he", 0, (-1.0, -0.5), 1, 1, 1, False, False, False)]

@@ -13,14 +13,14 @@ from transfergrid.analysis.relatedness import ITEM_COLUMNS
 from transfergrid.cli.app import app
 from transfergrid.errors import UserError
 from transfergrid.plan import EVAL, Job
-from transfergrid.relatedness_export import (
+from transfergrid.report.relatedness_figures import FIGURES, TABLES
+from transfergrid.store import Store
+from transfergrid.studies.relatedness import (
     ITEMS_FILE,
     item_frame,
     item_records,
     read_item_frame,
 )
-from transfergrid.report.relatedness_figures import FIGURES, TABLES
-from transfergrid.store import Store
 from transfergrid.study import parse_study
 
 runner = CliRunner()

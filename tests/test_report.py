@@ -13,13 +13,10 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from report_fixtures import LANGS, TASKS, stand_in_tables
 
+from transfergrid.report import breakdown_figures, heatmaps, role_figures
 from transfergrid.report import figures as F
-from transfergrid.report.html import (
-    build_report,
-    format_value,
-    read_tables,
-    write_report,
-)
+from transfergrid.report.html import build_report, read_tables, write_report
+from transfergrid.report.html_parts import format_value
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +45,7 @@ def _image(fig):
 
 def test_heatmap_is_centred_on_zero_and_annotated_when_small(tables):
     matrix = tables["language_matrix"].set_index("source_lang")
-    fig = F.language_heatmap(tables["language_matrix"])
+    fig = heatmaps.language_heatmap(tables["language_matrix"])
     norm = _image(fig).norm
     assert isinstance(norm, TwoSlopeNorm) and norm.vcenter == 0
     assert norm.vmin == -norm.vmax  # symmetric: equal |Δ| reads as equal intensity
@@ -62,7 +59,7 @@ def test_heatmap_is_centred_on_zero_and_annotated_when_small(tables):
 
 def test_grid_heatmap_separates_task_blocks(tables):
     grid = tables["grid_matrix"]
-    fig = F.grid_heatmap(grid)
+    fig = heatmaps.grid_heatmap(grid)
     ax = fig.axes[0]
     horizontal = [line for line in ax.lines if line.get_ydata()[0] == line.get_ydata()[1]]
     positions = sorted({line.get_ydata()[0] for line in horizontal})
@@ -77,7 +74,7 @@ def test_large_matrix_is_not_annotated_and_clips_outliers():
     values = rng.normal(0, 1, (44, 44))
     values[0, 0] = 80.0  # one extreme cell must not wash out the scale
     cells = [f"t{k // 11}:l{k % 11}" for k in range(44)]
-    fig = F.grid_heatmap(pd.DataFrame(values, index=cells, columns=cells))
+    fig = heatmaps.grid_heatmap(pd.DataFrame(values, index=cells, columns=cells))
     assert len(fig.axes[0].texts) == 0
     norm = _image(fig).norm
     assert norm.vmax < 10 and norm.vmin == -norm.vmax
@@ -85,7 +82,7 @@ def test_large_matrix_is_not_annotated_and_clips_outliers():
 
 def test_roles_scatter_labels_every_point_and_draws_the_diagonal(tables):
     roles = tables["language_roles"]
-    fig = F.language_roles_scatter(roles)
+    fig = role_figures.language_roles_scatter(roles)
     ax = fig.axes[0]
     assert {t.get_text() for t in ax.texts} >= set(LANGS)
     diag = [line for line in ax.lines if line.get_label() == "y = x"]
@@ -95,13 +92,13 @@ def test_roles_scatter_labels_every_point_and_draws_the_diagonal(tables):
 def test_roles_scatter_without_se_has_no_error_bars():
     roles = pd.DataFrame({"language": ["en", "es"], "donor": [1.0, 2.0], "donor_se": [np.nan, np.nan],
                           "recipient": [0.5, 0.1], "recipient_se": [np.nan, np.nan]})
-    fig = F.language_roles_scatter(roles)
+    fig = role_figures.language_roles_scatter(roles)
     segments = [c for c in fig.axes[0].collections if c.__class__.__name__ == "LineCollection"]
     assert all(np.allclose(np.ptp(np.asarray(seg), axis=0), 0) for c in segments for seg in c.get_segments())
 
 
 def test_family_roles_have_one_panel_per_family(tables):
-    fig = F.family_roles_scatter(tables["family_roles"])
+    fig = role_figures.family_roles_scatter(tables["family_roles"])
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert sorted(ax.get_title() for ax in visible) == ["llama3.2", "qwen2.5"]
     for ax in visible:
@@ -109,14 +106,14 @@ def test_family_roles_have_one_panel_per_family(tables):
 
 
 def test_on_off_task_colours_by_family(tables):
-    fig = F.on_off_task_scatter(tables["on_off_task"])
+    fig = role_figures.on_off_task_scatter(tables["on_off_task"])
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert {"qwen2.5", "llama3.2"} <= set(labels)
 
 
 def test_regime_bars_follow_the_regime_order(tables):
     shuffled = tables["uplift_summary"].sample(frac=1, random_state=3)
-    fig = F.regime_bars(shuffled)
+    fig = breakdown_figures.regime_bars(shuffled)
     left, right = fig.axes
     assert [t.get_text() for t in left.get_xticklabels()] == ["transfer", "MT-ML", "MT-CL", "CT-ML", "CT-CL"]
     heights = [p.get_height() for p in left.patches]
@@ -125,14 +122,14 @@ def test_regime_bars_follow_the_regime_order(tables):
 
 
 def test_variance_shares_stack_to_the_shares(tables):
-    fig = F.variance_shares(tables["variance_decomposition"])
+    fig = breakdown_figures.variance_shares(tables["variance_decomposition"])
     ax = fig.axes[0]
     tops = {round(p.get_x() + p.get_width() / 2, 3): p.get_y() + p.get_height() for p in ax.patches}
     assert len(tops) == 8 and all(v == pytest.approx(100.0) for v in tops.values())
 
 
 def test_distance_scatter_titles_carry_the_correlation(tables):
-    fig = F.distance_scatter(tables["ling_pairs"], tables["ling_correlation"])
+    fig = breakdown_figures.distance_scatter(tables["ling_pairs"], tables["ling_correlation"])
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert any("syntax_knn" in t and "ρ = -0.20" in t and "perm. p = 0.2" in t for t in titles)
 
@@ -241,7 +238,7 @@ def test_read_tables_round_trips_matrices(tables, tmp_path):
     back = read_tables(folder)
     pd.testing.assert_frame_equal(back["language_matrix"], tables["language_matrix"].set_index("source_lang"))
     # the figures take either layout
-    assert F.as_matrix(back["language_matrix"]).equals(F.as_matrix(tables["language_matrix"]))
+    assert heatmaps.as_matrix(back["language_matrix"]).equals(heatmaps.as_matrix(tables["language_matrix"]))
     pd.testing.assert_frame_equal(back["uplift_summary"], tables["uplift_summary"])
 
 
@@ -250,3 +247,12 @@ def test_every_figure_is_a_figure(tables):
         fig = spec.build(*(tables[k] for k in spec.needs))
         assert isinstance(fig, Figure), spec.name
         assert all(ax.get_title() or ax.get_ylabel() or not ax.get_visible() for ax in fig.axes), spec.name
+
+
+def test_scopes_are_ordered_by_analysis_regimes_alone():
+    from transfergrid.analysis import regimes
+    from transfergrid.report import style
+
+    assert regimes.scope_order(["CT-CL", "other", "transfer", "MT-CL", "CT-CL"]) == ["transfer", "MT-CL", "CT-CL", "other"]
+    assert regimes.SCOPES == ("transfer", "MT-ML", "MT-CL", "CT-ML", "CT-CL")
+    assert not hasattr(style, "REGIME_ORDER")  # one home for the order

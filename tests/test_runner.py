@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -120,6 +122,16 @@ def test_full_run_results_and_rerun(reference, data_dir, capsys):
     status = json.loads(capsys.readouterr().out)
     assert status["models"]["tiny"] == {"train": {"done": 4, "running": 0, "failed": 0, "missing": 0},
                                         "cells": {"done": 20, "running": 0, "failed": 0, "missing": 0}}
+    # --json is --format json; csv holds the same counts, one row per model; the table reads whole
+    assert cli("status", study, "--out", out, "--data-dir", data_dir, "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out) == status
+    assert cli("status", study, "--out", out, "--data-dir", data_dir, "--format", "csv") == 0
+    rows = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("model")
+    assert rows.loc["tiny"].to_dict() == {f"{part}_{k}": status["models"]["tiny"][part][k]
+                                          for part in ("train", "cells") for k in ("done", "running", "failed", "missing")}
+    assert cli("status", study, "--out", out, "--data-dir", data_dir) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"│ tiny\s+│\s+4 │\s+0 │\s+0 │\s+0 │\s+20 │", table) and "…" not in table, table
     csv = out / "exported.csv"
     assert cli("export", study, "--out", csv, "--store", out, "--data-dir", data_dir) == 0
     pd.testing.assert_frame_equal(pd.read_csv(csv), results)

@@ -10,16 +10,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from transfergrid.encoding import encode_prompts
+from transfergrid.generation import extract_number, numeric_match
 from transfergrid.prompts import render
-from transfergrid.records import Item
+from transfergrid.records import Item, ItemScore
 from transfergrid.scoring import (
     SCORING_VERSION,
-    ItemScore,
     cell_metrics,
     choice_score,
-    encode_prompts,
-    extract_number,
-    numeric_match,
     score_items,
     score_variants,
 )
@@ -192,15 +190,61 @@ def test_score_variants_switches_peft_adapters_in_place(tiny):
     ref_a = score_items(merged_a, tok, ITEMS[:3], "letters")
     for x, y in zip(out["first"], ref_a, strict=True):
         assert x.loglik == pytest.approx(y.loglik, abs=1e-4)
-    assert any(abs(x - y) > 1e-3 for s, t in zip(out["first"], out["second"]) for x, y in zip(s.loglik, t.loglik))
+    assert any(abs(x - y) > 1e-3 for s, t in zip(out["first"], out["second"], strict=True)
+               for x, y in zip(s.loglik, t.loglik, strict=True))
 
 
-def test_generative_mgsm_runs_and_scores(tiny):
+def _harness_mgsm(generation: str, answer: str) -> tuple[bool, bool]:
+    """(flexible-extract, remove_whitespace) exact match by lm-evaluation-harness's own filter and
+    metric functions, configured as its mgsm_direct task (tasks/mgsm/direct/direct_yaml)."""
+    extraction = pytest.importorskip("lm_eval.filters.extraction")
+    from lm_eval.api.metrics import exact_match_hf_evaluate
+
+    flexible = extraction.RegexFilter(regex_pattern=r"(-?[$0-9.,]{2,})|(-?[0-9]+)", group_select=-1)
+    strict = extraction.WhitespaceFilter()
+
+    def match(filtered):
+        return bool(exact_match_hf_evaluate(filtered[0], [answer], ignore_case=True, ignore_punctuation=True)
+                    ["exact_match"])
+
+    return match(flexible.apply([[generation]], None)), match(strict.apply([[generation]], None))
+
+
+# (raw greedy output, gold answer) -> (text kept, extracted answer, flexible-extract, strict), by hand:
+# the output is cut at mgsm_direct_es's `until` ("Pregunta:", "</s>", "<|im_end|>"); flexible-extract
+# takes the last match of (-?[$0-9.,]{2,})|(-?[0-9]+); both compare case- and punctuation-blind.
+MGSM_CASES = [
+    (" Tiene 3 patos.\n\nPregunta: ¿y 5?", "3", (" Tiene 3 patos.\n\n", "3", True, False)),
+    (" 3\n", "3", (" 3\n", "3", True, True)),
+    ("$1,000.", "1000", ("$1,000.", "$1,000.", True, True)),
+    (" 12 o 13", "12", (" 12 o 13", "13", False, False)),
+    (" no sé", "3", (" no sé", None, False, False)),
+    (" 7 </s> 3", "7", (" 7 ", "7", True, True)),
+]
+
+
+def test_generative_mgsm_scores_like_the_harness_filters(tiny, monkeypatch):
+    from transfergrid import generation
+
+    model, tok = tiny
+    items = [Item(str(i), "mgsm", "es", "Janet tiene 3 patos. ¿Cuántos?", (), -1, {"answer": answer})
+             for i, (_, answer, _) in enumerate(MGSM_CASES)]
+    outputs = [raw for raw, _, _ in MGSM_CASES]
+    monkeypatch.setattr(generation, "generate", lambda m, t, ctxs, **kw: outputs[:len(ctxs)])
+    scores = score_items(model, tok, items, "cloze", max_new_tokens=4)
+    assert len(scores) == len(MGSM_CASES)
+    for s, (raw, answer, expected) in zip(scores, MGSM_CASES, strict=True):
+        assert (s.generation, s.answer, s.correct, s.correct_strict) == expected, raw
+        assert s.correct == s.correct_norm == s.correct_bytes and s.gold == -1
+        assert (s.correct, s.correct_strict) == _harness_mgsm(s.generation, answer), raw
+
+
+def test_generative_mgsm_runs_on_a_model(tiny):
     model, tok = tiny
     items = [Item("0", "mgsm", "es", "Janet tiene 3 patos. ¿Cuántos?", (), -1, {"answer": "3"})]
-    (s,) = score_items(model, tok, items, "cloze", max_new_tokens=4)
-    assert isinstance(s, ItemScore) and isinstance(s.generation, str)
-    assert s.correct == numeric_match(extract_number(s.generation), "3")
+    (s,) = score_items(model, tok, items, "cloze", max_new_tokens=8)
+    assert isinstance(s, ItemScore) and isinstance(s.generation, str) and "\n" not in s.generation
+    assert (s.correct, s.correct_strict) == _harness_mgsm(s.generation, "3")
 
 
 def test_number_extraction_like_harness_flexible_extract():

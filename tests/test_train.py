@@ -10,18 +10,20 @@ import pytest
 import torch
 
 from transfergrid import train as train_mod
+from transfergrid.adapters import AdapterSet
+from transfergrid.encoding import encode_prompts
 from transfergrid.errors import DivergenceError, ModelError, UserError
-from transfergrid.models import AdapterSet, load_model
+from transfergrid.models import load_model
 from transfergrid.prompts import render
 from transfergrid.records import Item
-from transfergrid.scoring import encode_prompts, score_items, score_variants
-from transfergrid.study import TrainingSpec
+from transfergrid.scoring import score_items, score_variants
 from transfergrid.train import (
     IGNORE_INDEX,
     build_examples,
     length_grouped_batches,
     train_adapter,
 )
+from transfergrid.training_config import TrainingSpec
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "sun", "star", "water", "boils"]
 SPEC = TrainingSpec(rank=4, alpha=8, epochs=2, batch_size=4, learning_rate=1e-2, warmup_ratio=0.0)

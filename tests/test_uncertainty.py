@@ -209,6 +209,7 @@ def test_without_uncertainty_columns_the_tables_say_so():
 def test_tables_figure_and_report_show_the_uncertainty(tmp_path):
     from transfergrid.analysis.tables import compute_tables
     from transfergrid.report import figures as F
+    from transfergrid.report import heatmaps, style
     from transfergrid.report.html import build_report
 
     items = item_table(models=("m1",), n=60, gain=0.2)
@@ -217,10 +218,10 @@ def test_tables_figure_and_report_show_the_uncertainty(tmp_path):
     grid, marks = tables["grid_matrix"], tables["grid_significance"]
     k = int(marks.significant.sum())
     assert 0 < k < len(marks)
-    fig = F.grid_heatmap(grid)
-    assert F.mark_significant(fig.axes[0], grid, marks) == k
+    fig = heatmaps.grid_heatmap(grid)
+    assert heatmaps.mark_significant(fig.axes[0], grid, marks) == k
     assert len(fig.axes[0].collections[-1].get_offsets()) == k
-    F._plt().close(fig)
+    style.pyplot().close(fig)
     figures = F.write_figures(tables, tmp_path / "figures")
     assert tmp_path / "figures" / "grid_heatmap.png" in figures
     html = build_report(tables, figures, title="t")

@@ -1,4 +1,6 @@
-"""Chain-of-thought ablation without fine-tuning (study 2, arXiv 2606.19346).
+"""Chain-of-thought ablation without fine-tuning (study 2, arXiv 2606.19346), and the CoT variant
+of a transfer grid (`evaluation.cot`: the same procedure for the base model and every adapter, with
+`GRID_COT_INSTRUCTION`).
 
 For each test item the base model first writes its reasoning, greedily, after the numbered prompt
 with an English instruction to think step by step; then the answer is scored exactly as in the
@@ -25,13 +27,17 @@ from typing import Any
 from transfergrid.errors import UserError
 from transfergrid.prompts import Prompt, chat_text, render
 from transfergrid.records import Item
+from transfergrid.versions import COT_VERSION
 
 COT_INSTRUCTION = ("Think step by step: reason briefly about the passage and the question, "
                    "then give the number of the correct answer.")
+# A transfer grid's tasks have no passage (ARC, MMLU, HellaSwag, TruthfulQA): the same instruction
+# without it. Part of those CoT job keys (plan.py), so editing it re-runs them.
+GRID_COT_INSTRUCTION = ("Think step by step: reason briefly about the question, "
+                        "then give the number of the correct answer.")
 REASONING_CUE = "\nReasoning:"
 ANSWER_CUE = "\nAnswer:"
-# Bump whenever the texts above or the procedure change: it is part of every CoT job key.
-COT_VERSION = "1"
+# Bump COT_VERSION (versions.py) whenever the texts above or the procedure change.
 
 
 @dataclass(frozen=True)
@@ -65,10 +71,11 @@ def _question_block(item: Item) -> tuple[str | None, str]:
     return prompt.system, user[: -len(ANSWER_CUE)]
 
 
-def generation_context(item: Item, *, chat_template: bool = False, tokenizer=None) -> str:
+def generation_context(item: Item, *, chat_template: bool = False, tokenizer=None,
+                       instruction: str = COT_INSTRUCTION) -> str:
     """The text the model continues with its reasoning."""
     system, block = _question_block(item)
-    user = f"{block}\n\n{COT_INSTRUCTION}"
+    user = f"{block}\n\n{instruction}"
     if chat_template:
         return chat_text(tokenizer, system, user, instead="run the CoT ablation without chat_template")
     return (system or "") + user + REASONING_CUE
@@ -90,14 +97,17 @@ def scoring_prompt(item: Item, context: str, reasoning: str) -> Prompt:
 
 def cot_score_items(model, tokenizer, items: Sequence[Item], *, chat_template: bool = False,
                     max_new_tokens: int = 256, batch_size: int = 8, batch_tokens: int | None = None,
-                    progress: Callable[[int], None] | None = None) -> list[CotItemScore]:
+                    progress: Callable[[int], None] | None = None,
+                    instruction: str = COT_INSTRUCTION) -> list[CotItemScore]:
     """Generate each item's reasoning, then score its answer labels (one CotItemScore per item)."""
-    from transfergrid.models import generate
-    from transfergrid.scoring import _argmax, encode_prompts, loglikelihoods
+    from transfergrid.encoding import encode_prompts
+    from transfergrid.generation import generate
+    from transfergrid.scoring import argmax, loglikelihoods
 
     if not items:
         return []
-    contexts = [generation_context(it, chat_template=chat_template, tokenizer=tokenizer) for it in items]
+    contexts = [generation_context(it, chat_template=chat_template, tokenizer=tokenizer, instruction=instruction)
+                for it in items]
     generations = generate(model, tokenizer, contexts, max_new_tokens=max_new_tokens, batch_size=batch_size)
     if len(generations) != len(items):
         raise RuntimeError(f"generation returned {len(generations)} texts for {len(items)} prompts")
@@ -107,7 +117,7 @@ def cot_score_items(model, tokenizer, items: Sequence[Item], *, chat_template: b
     out = []
     for it, p, per_choice, gen, r in zip(items, prompts, lls, generations, reasonings):
         loglik = tuple(float(ll) for ll, _ in per_choice)
-        pred = _argmax(loglik)  # ties: first label
+        pred = argmax(loglik)  # ties: first label
         out.append(CotItemScore(it.id, it.task, it.lang, p.gold, loglik, pred, pred == p.gold, r, gen))
         if progress is not None:
             progress(1)

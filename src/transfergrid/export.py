@@ -22,7 +22,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from transfergrid import itemfiles
-from transfergrid.plan import EVAL, Job
+from transfergrid.analysis.regimes import regime as cell_regime
+from transfergrid.data.registry import get_benchmark
+from transfergrid.plan import EVAL, Job, is_cot
 from transfergrid.records import Cell
 
 COLUMNS = [
@@ -36,25 +38,14 @@ COLUMNS = [
 
 def regime(source: Cell, target: Cell) -> str:
     """MT-ML (the source cell itself), MT-CL, CT-ML or CT-CL (MISSION.md, Regimes)."""
-    try:  # one definition for the whole project
-        from transfergrid.analysis.regimes import regime as shared
-    except ImportError:
-        shared = None
-    if shared is not None:
-        return shared(source.task, source.lang, target.task, target.lang)
-    task = "MT" if source.task == target.task else "CT"
-    lang = "ML" if source.lang == target.lang else "CL"
-    return f"{task}-{lang}"
+    return cell_regime(source.task, source.lang, target.task, target.lang)
 
 
 def headline_uses_norm(study, task: str) -> bool:
+    """Whether `task`'s headline score is acc_norm (`evaluation.metric`; "auto": where the task has it)."""
     metric = study.evaluation.metric
     if metric != "auto":
         return metric == "acc_norm"
-    try:
-        from transfergrid.data import get_benchmark
-    except ImportError:
-        return True
     return bool(get_benchmark(task).has_norm)
 
 
@@ -248,12 +239,13 @@ def write_table(table, path) -> int:
 
 
 def _jobs(study, jobs, data):
-    if jobs is not None:
-        return list(jobs)
-    from transfergrid.plan import study_jobs
+    """The zero-shot jobs (CoT evaluations are their own variant: cot_export.py)."""
+    if jobs is None:
+        from transfergrid.plan import study_jobs
 
-    if data is None:
-        from transfergrid.data import StudyData, resolve_data_dir
+        if data is None:
+            from transfergrid.data import StudyData, resolve_data_dir
 
-        data = StudyData(study, resolve_data_dir(None, study))
-    return study_jobs(study, data)
+            data = StudyData(study, resolve_data_dir(None, study))
+        jobs = study_jobs(study, data)
+    return [j for j in jobs if not is_cot(j)]

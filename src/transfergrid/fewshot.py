@@ -35,9 +35,9 @@ from collections.abc import Sequence
 from transfergrid.errors import ModelError, UserError
 from transfergrid.prompts import GENERATIVE_TASKS, Prompt, render
 from transfergrid.records import Cell, Item
+from transfergrid.versions import FEWSHOT_VERSION
 
-# Bump whenever drawing or rendering changes: it is part of every few-shot evaluation key.
-FEWSHOT_VERSION = "1"
+# Bump FEWSHOT_VERSION (versions.py) whenever drawing or rendering changes.
 HARNESS_SEED = 1234
 FEWSHOT_DELIMITER = "\n\n"
 

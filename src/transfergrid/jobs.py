@@ -52,7 +52,8 @@ class Worker:
 
     def base(self, job: Job):
         """The loaded base model of `job` (loaded once, kept until a job needs another model)."""
-        from transfergrid.models import AdapterSet, load_model
+        from transfergrid.adapters import AdapterSet
+        from transfergrid.models import load_model
 
         if self._source != job.source:
             self.loaded = self.adapters = self._source = None
@@ -107,8 +108,8 @@ class Worker:
         same job; call `unload(job)` when the job is over."""
         from transfergrid.scoring import cell_metrics, score_variants
 
-        if job.spec.get("variant") == "cot":
-            return self.chain_of_thought(job, cell)
+        if job.spec.get("variant") in ("cot", "ft-cot"):
+            return self.chain_of_thought(job, cell, adapter_dir)
         loaded = self.base(job)
         name = self._ensure_adapter(job, adapter_dir)
         ev = self.study.evaluation
@@ -124,18 +125,24 @@ class Worker:
                                 max_new_tokens=ev.max_new_tokens)[name]
         return CellResult(cell, cell_metrics(scores), [s.to_dict() for s in scores], time.perf_counter() - start)
 
-    def chain_of_thought(self, job: Job, cell: Cell) -> CellResult:
-        """Study 2's CoT ablation on one target cell: the base model (every adapter off) reasons,
-        then its answer labels are scored; the records keep the reasoning."""
-        from transfergrid.cot import cot_score_items
+    def chain_of_thought(self, job: Job, cell: Cell, adapter_dir: Path | None = None) -> CellResult:
+        """A CoT evaluation on one target cell: the base model (study 2's ablation, every adapter
+        off) or one adapter (a transfer grid's "ft-cot") reasons, then its answer labels are
+        scored; the records keep the reasoning."""
+        from transfergrid.cot import (
+            COT_INSTRUCTION,
+            GRID_COT_INSTRUCTION,
+            cot_score_items,
+        )
 
         loaded = self.base(job)
-        self.adapters.activate(None)
-        ev, cot = self.study.evaluation, self.study.relatedness.cot
+        self.adapters.activate(self._ensure_adapter(job, adapter_dir))
+        ev, cot = self.study.evaluation, self.study.cot_spec()
+        instruction = GRID_COT_INSTRUCTION if self.study.kind == "transfer" else COT_INSTRUCTION
         start = time.perf_counter()
         scores = cot_score_items(self.adapters.model, loaded.tokenizer, self.target_items(cell),
                                  chat_template=ev.chat_template, max_new_tokens=cot.max_new_tokens,
-                                 batch_size=cot.batch_size, batch_tokens=ev.batch_tokens)
+                                 batch_size=cot.batch_size, batch_tokens=ev.batch_tokens, instruction=instruction)
         acc = sum(s.correct for s in scores) / len(scores) if scores else float("nan")
         # the labels " 1" .. " 4" are equally long: length normalisation changes nothing
         metrics = {"n": len(scores), "acc": acc, "acc_norm": acc, "acc_bytes": None}

@@ -12,9 +12,15 @@ languages; the base model's evaluation; and, when ``relatedness.cot.enabled``, t
 chain-of-thought evaluation (``variant`` "cot", keyed also by the CoT procedure and its settings).
 Every evaluation's spec names its ``variant``: "base", "ft" or "cot".
 
+A transfer study with ``evaluation.cot`` adds, per model, the base model's CoT evaluation
+(``variant`` "cot") and per adapter its CoT evaluation (``variant`` "ft-cot"), each keyed as its
+zero-shot twin plus the CoT settings; the zero-shot keys are those of the same study without CoT.
+
 A key is the sha256 of everything that determines the job's output: model fingerprint, data
-manifest hash(es), prompt format and ``PROMPT_VERSION``, chat template, training config, seed,
-``SCORING_VERSION``. Evaluation is deterministic, so the base model is evaluated once per model
+manifest hash(es), prompt format, chat template, training config (``TrainingSpec.flat()``: the same
+in the flat and the table spelling), seed, and the versions of ``versions.py`` (evaluation:
+``PROMPT_VERSION``, ``SCORING_VERSION``; training: ``PROMPT_VERSION``, and ``ENCODING_VERSION`` once
+bumped past its first value). Evaluation is deterministic, so the base model is evaluated once per model
 (its key has no seed) and export copies it to every seed. A changed study file gives new keys;
 rows under the old keys are simply not used (``status`` counts them as orphans).
 """
@@ -29,8 +35,15 @@ from typing import Any
 
 from transfergrid.records import Cell
 from transfergrid.study import Study
+from transfergrid.versions import COT_VERSION, eval_key_versions, train_key_versions
 
 TRAIN, EVAL = "train", "eval"
+COT_VARIANTS = ("cot", "ft-cot")  # chain-of-thought evaluations: of the base model, of an adapter
+
+
+def is_cot(job: Job) -> bool:
+    """A chain-of-thought evaluation (study 2's ablation or a transfer grid's CoT variant)."""
+    return job.kind == EVAL and job.spec.get("variant") in COT_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -68,19 +81,13 @@ class Job:
             return f"eval {s['model']} chain-of-thought"
         if self.adapter_key is None:
             return f"eval {s['model']} base"
-        return f"eval {s['model']} + {s['source_cell']} (seed {s['seed']})"
+        cot = " chain-of-thought" if s.get("variant") == "ft-cot" else ""
+        return f"eval {s['model']} + {s['source_cell']} (seed {s['seed']}){cot}"
 
 
 def content_key(payload: Mapping[str, Any]) -> str:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _versions() -> dict[str, str]:
-    from transfergrid.prompts import PROMPT_VERSION
-    from transfergrid.scoring import SCORING_VERSION
-
-    return {"prompt_version": str(PROMPT_VERSION), "scoring_version": str(SCORING_VERSION)}
 
 
 def build_jobs(study: Study, manifest_hash: Callable[[str], str],
@@ -94,13 +101,12 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
     """
     if study.evaluation.fewshot and not fewshot:
         raise ValueError("a few-shot study's jobs need its examples' ids (fewshot.key_fields)")
-    versions = _versions()
     ev = study.evaluation
     targets = [str(c) for c in study.target_cells()]
     target_data = {t: manifest_hash(t) for t in dict.fromkeys(c.task for c in study.target_cells())}
     eval_common = {
         "kind": EVAL, "targets": targets, "data": target_data, "format": ev.format,
-        "chat_template": ev.chat_template, "limit": ev.limit, **versions,
+        "chat_template": ev.chat_template, "limit": ev.limit, **eval_key_versions(),
     }
     from transfergrid.data.registry import get_benchmark
 
@@ -115,9 +121,8 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
         "split": split,
         # the effective format and chat template above; the spec's None ("as evaluation") is not.
         # Gradient checkpointing changes memory and time, not the adapter: not part of the key.
-        "training": study.training.model_dump(mode="json",
-                                              exclude={"format", "chat_template", "gradient_checkpointing"}),
-        "prompt_version": versions["prompt_version"],
+        "training": study.training.flat(exclude={"format", "chat_template", "gradient_checkpointing"}),
+        **train_key_versions(),
     }
     cot = _cot_settings(study)
     jobs: list[Job] = []
@@ -131,7 +136,7 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
         if cot is not None:
             ckey = content_key({**eval_common, "fingerprint": fp, "adapter": None, "cot": cot})
             jobs.append(Job(EVAL, ckey, {**base, "variant": "cot"}))
-        trains, evals = [], []
+        trains, evals, cots = [], [], []
         for cell in _sources(study):
             for seed in study.seeds:
                 tkey = content_key({**train_common, "fingerprint": fp, "source_cell": str(cell),
@@ -140,7 +145,11 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
                 trains.append(Job(TRAIN, tkey, spec))
                 ekey = content_key({**eval_common, "fingerprint": fp, "adapter": tkey})
                 evals.append(Job(EVAL, ekey, {**spec, "adapter_key": tkey, "targets": targets, "variant": "ft"}))
-        jobs += trains + evals
+                if cot is not None and study.kind == "transfer":
+                    ckey = content_key({**eval_common, "fingerprint": fp, "adapter": tkey, "cot": cot})
+                    cots.append(Job(EVAL, ckey, {**spec, "adapter_key": tkey, "targets": targets,
+                                                 "variant": "ft-cot"}))
+        jobs += trains + evals + cots
     return jobs
 
 
@@ -153,13 +162,17 @@ def _sources(study: Study) -> list[Cell]:
 
 
 def _cot_settings(study: Study) -> dict[str, Any] | None:
-    """What determines a chain-of-thought evaluation beyond the base evaluation; None = no CoT job."""
-    if study.kind != "relatedness" or not study.relatedness.cot.enabled:
+    """What determines a chain-of-thought evaluation beyond its zero-shot twin; None = no CoT job."""
+    spec = study.cot_spec()
+    if spec is None:
         return None
-    from transfergrid.cot import COT_VERSION
+    from transfergrid.cot import GRID_COT_INSTRUCTION
 
     # batch_size too: left-padded batches can change greedy generations in the last bits
-    return {"version": COT_VERSION, **study.relatedness.cot.model_dump(mode="json", exclude={"enabled"})}
+    settings = {"version": COT_VERSION, **spec.model_dump(mode="json", exclude={"enabled"})}
+    if study.kind == "transfer":  # study 2's keys stay as they were (its instruction is COT_VERSION's)
+        settings["instruction"] = GRID_COT_INSTRUCTION
+    return settings
 
 
 def study_jobs(study: Study, data) -> list[Job]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from transfergrid.data import reference
 from transfergrid.errors import StudyError
+from transfergrid.training_config import merge_training
 
 # The reference's manifests, relative to the data root (../shared/data/dnr_manifests here).
 MANIFESTS = "dnr_manifests"
@@ -90,7 +91,12 @@ def merge_under(defaults: dict[str, Any], explicit: dict[str, Any]) -> dict[str,
     """`explicit` over `defaults`: top-level tables merge field by field, every field is replaced whole."""
     out = dict(defaults)
     for key, value in explicit.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if key == "training" and isinstance(value, dict) and isinstance(out.get(key), dict):
+            try:  # its tables merge field by field too, whichever spelling (flat or tables) each side uses
+                out[key] = merge_training(out[key], value)
+            except ValueError as exc:
+                raise StudyError(f"training: {exc}") from None
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = {**out[key], **value}
         else:
             out[key] = value

@@ -51,14 +51,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from transfergrid.errors import DataError, ModelError, UserError
 from transfergrid.records import Item
+from transfergrid.versions import PROMPT_VERSION  # noqa: F401 - bump it when a template below changes
 
-# Bump whenever any template below changes: it is part of every evaluation and training job key.
-PROMPT_VERSION = "1"
-
-FORMATS = ("cloze", "letters", "numbers")
+Format = Literal["cloze", "letters", "numbers"]  # the study file's `format` fields
+FORMATS: tuple[str, ...] = get_args(Format)
 GENERATIVE_TASKS = ("mgsm",)
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -48,3 +48,35 @@ class Item:
     @property
     def cell(self) -> Cell:
         return Cell(self.task, self.lang)
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """One item's scored result (`scoring`, `generation`); `to_dict()` is JSON/Parquet-ready (paired
+    tests and bootstraps use it)."""
+
+    id: str
+    task: str
+    lang: str
+    gold: int
+    loglik: tuple[float, ...]
+    pred: int
+    pred_norm: int
+    pred_bytes: int
+    correct: bool
+    correct_norm: bool
+    correct_bytes: bool
+    is_greedy: tuple[bool, ...] = ()
+    n_tokens: tuple[int, ...] = ()
+    generation: str | None = None  # generative tasks: the raw greedy output
+    answer: str | None = None  # generative tasks: the extracted answer
+    # generative tasks: the harness's other mgsm_direct filter (remove_whitespace: the whole stripped
+    # generation must match); `correct` is its flexible-extract filter, the headline
+    correct_strict: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if d["correct_strict"] is None:  # multiple-choice records keep their columns
+            del d["correct_strict"]
+        d["loglik"], d["is_greedy"], d["n_tokens"] = list(self.loglik), list(self.is_greedy), list(self.n_tokens)
+        return d

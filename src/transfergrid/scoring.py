@@ -4,10 +4,8 @@ Semantics (lm-evaluation-harness 0.4.13, HF backend, `lm_eval/models/huggingface
 `lm_eval/api/task.py`):
 
 - a choice's score is the summed log-probability of its continuation tokens given the context;
-- tokenisation as the harness's `_encode_pair`: trailing whitespace of the context moves into the
-  continuation; `context + continuation` and `context` are encoded with the tokenizer's own special
-  tokens (a BOS where the tokenizer adds one, none where the text already starts with the BOS
-  string, as after a chat template); the continuation's tokens are `whole[len(context_tokens):]`;
+- tokenisation as the harness's `_encode_pair` (`encoding.encode_prompts`: BOS rules, the context's
+  trailing whitespace moved into the continuation);
 - `acc` = argmax of the log-likelihoods; `acc_norm` = argmax of log-likelihood / len(choice text
   in characters), where the choice text is `doc_to_choice`'s string WITHOUT the target delimiter
   (`Prompt.choice_texts`); `acc_bytes` the same per UTF-8 byte. Ties go to the first choice
@@ -22,60 +20,29 @@ every item of a call (TruthfulQA's 6-shot primer, a chat template's system promp
 its keys/values reused. Rows are length-sorted and batched by a token budget; the vocabulary
 projection runs only on the positions read. Exactness against the harness's per-choice
 full-sequence scoring is tested to 1e-4 (tests/test_scoring.py, tests/test_parity.py).
+
+Generative items (mgsm) are generated and scored by `generation`; `score_items` takes both kinds.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import re
-import string
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from transfergrid import devices
+from transfergrid.adapters import forward_model, switch_variant
+from transfergrid.encoding import Encoded, encode_prompts, pad_id
+from transfergrid.generation import generate_greedy, generative_score
 from transfergrid.prompts import GENERATIVE_TASKS, Prompt, render
-from transfergrid.records import Item
+from transfergrid.records import Item, ItemScore
+from transfergrid.versions import SCORING_VERSION  # noqa: F401 - bump it when scores could change
 
 log = logging.getLogger(__name__)
 
-# Bump whenever scores could change for the same model, items and prompts.
-SCORING_VERSION = "1"
-
 Progress = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class ItemScore:
-    """One item's result; `to_dict()` is JSON/Parquet-ready (paired tests and bootstraps use it)."""
-
-    id: str
-    task: str
-    lang: str
-    gold: int
-    loglik: tuple[float, ...]
-    pred: int
-    pred_norm: int
-    pred_bytes: int
-    correct: bool
-    correct_norm: bool
-    correct_bytes: bool
-    is_greedy: tuple[bool, ...] = ()
-    n_tokens: tuple[int, ...] = ()
-    generation: str | None = None  # generative tasks: the raw greedy output
-    answer: str | None = None  # generative tasks: the extracted answer
-    # generative tasks: the harness's other mgsm_direct filter (remove_whitespace: the whole stripped
-    # generation must match); `correct` is its flexible-extract filter, the headline
-    correct_strict: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        if d["correct_strict"] is None:  # multiple-choice records keep their columns
-            del d["correct_strict"]
-        d["loglik"], d["is_greedy"], d["n_tokens"] = list(self.loglik), list(self.is_greedy), list(self.n_tokens)
-        return d
 
 
 def cell_metrics(scores: Sequence[ItemScore]) -> dict[str, float]:
@@ -91,7 +58,8 @@ def cell_metrics(scores: Sequence[ItemScore]) -> dict[str, float]:
     }
 
 
-def _argmax(values: Sequence[float]) -> int:
+def argmax(values: Sequence[float]) -> int:
+    """Index of the largest value; ties go to the first (numpy argmax, the harness's choice)."""
     best = 0
     for i, v in enumerate(values):
         if v > values[best]:
@@ -103,66 +71,13 @@ def choice_score(item_id: str, task: str, lang: str, prompt: Prompt, loglik: Seq
                  is_greedy: Sequence[bool] = (), n_tokens: Sequence[int] = ()) -> ItemScore:
     """acc / acc_norm / acc_bytes decisions of one item from its choices' log-likelihoods."""
     texts = prompt.choice_texts
-    pred = _argmax(loglik)
-    pred_norm = _argmax([ll / len(t) for ll, t in zip(loglik, texts)])
-    pred_bytes = _argmax([ll / len(t.encode("utf-8")) for ll, t in zip(loglik, texts)])
+    pred = argmax(loglik)
+    pred_norm = argmax([ll / len(t) for ll, t in zip(loglik, texts)])
+    pred_bytes = argmax([ll / len(t.encode("utf-8")) for ll, t in zip(loglik, texts)])
     gold = prompt.gold
     return ItemScore(item_id, task, lang, gold, tuple(float(x) for x in loglik), pred, pred_norm, pred_bytes,
                      pred == gold, pred_norm == gold, pred_bytes == gold,
                      tuple(bool(g) for g in is_greedy), tuple(int(n) for n in n_tokens))
-
-
-# --- tokenisation (harness `_encode_pair`) ---------------------------------------------------
-
-
-@dataclass
-class Encoded:
-    """One question: shared context tokens and each choice's continuation tokens."""
-
-    context: list[int]
-    continuations: list[list[int]]
-
-
-def _bos_text(tokenizer) -> str | None:
-    # harness HFLM.prefix_token_id: BOS, else EOS; a text starting with it gets no special tokens.
-    tid = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    return None if tid is None else tokenizer.decode([tid])
-
-
-def _encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:
-    bos = _bos_text(tokenizer)
-    starts_with_bos = [bool(bos) and t.startswith(bos) for t in texts]
-    out: list[list[int]] = [[] for _ in texts]
-    for flag in (False, True):
-        idx = [i for i, f in enumerate(starts_with_bos) if f == flag]
-        if idx:
-            kwargs = {"add_special_tokens": False} if flag else {}
-            for i, row in zip(idx, tokenizer([texts[i] for i in idx], **kwargs)["input_ids"]):
-                out[i] = list(row)
-    return out
-
-
-def encode_prompts(tokenizer, prompts: Sequence[Prompt]) -> list[Encoded]:
-    """Harness tokenisation of every (context, continuation) pair, in one batched tokenizer call."""
-    texts: list[str] = []
-    for p in prompts:
-        ctx = p.context
-        n_spaces = len(ctx) - len(ctx.rstrip())
-        head, moved = (ctx[:-n_spaces], ctx[-n_spaces:]) if n_spaces else (ctx, "")
-        if not head:
-            raise ValueError("empty context: every prompt needs a context")
-        texts.append(head)
-        texts.extend(head + moved + c for c in p.continuations)
-    ids = _encode_texts(tokenizer, texts)
-    encoded, k = [], 0
-    for p in prompts:
-        ctx_ids = ids[k]
-        conts = [ids[k + 1 + j][len(ctx_ids):] for j in range(len(p.continuations))]
-        k += 1 + len(p.continuations)
-        if any(len(c) == 0 for c in conts):
-            raise ValueError(f"a continuation of {p.continuations!r} encodes to no tokens")
-        encoded.append(Encoded(ctx_ids, conts))
-    return encoded
 
 
 # --- packing and batched forward passes ------------------------------------------------------
@@ -406,13 +321,6 @@ def _max_length(model) -> int | None:
     return None
 
 
-def _pad_id(tokenizer) -> int:
-    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if tid is not None:
-            return int(tid)
-    return 0  # pragma: no cover
-
-
 def loglikelihoods(model, tokenizer, encoded: Sequence[Encoded], *, batch_tokens: int | None = None,
                    progress: Progress | None = None) -> list[list[tuple[float, bool]]]:
     """(log-likelihood, is_greedy) of every choice of every encoded question.
@@ -436,7 +344,7 @@ def loglikelihoods(model, tokenizer, encoded: Sequence[Encoded], *, batch_tokens
     max_len = _max_length(model)
     rows = [_pack(i, e, max_len) for i, e in enumerate(encoded)]
     out: list[list[tuple[float, bool]]] = [[(math.nan, False)] * len(e.continuations) for e in encoded]
-    pad = _pad_id(tokenizer)
+    pad = pad_id(tokenizer)
     custom_masks = _accepts_custom_masks(model)
     with torch.inference_mode():
         n_prefix = _shared_prefix(rows) if custom_masks else 0
@@ -473,34 +381,6 @@ def score_items(model, tokenizer, items: Sequence[Item], fmt: str, *, chat_templ
                           batch_tokens=batch_tokens, progress=progress, max_new_tokens=max_new_tokens)[None]
 
 
-def _is_module(obj) -> bool:
-    import torch
-
-    return isinstance(obj, torch.nn.Module)
-
-
-def _switch(adapters, variant: str | None):
-    """Switch the adapter in place and return a context to score in.
-
-    `adapters` is a models.AdapterSet (`activate`/`use`, None = base), a PEFT model (`set_adapter`,
-    None = `disable_adapter()`), or a plain model (only None).
-    """
-    if _is_module(adapters) and variant is None:
-        if hasattr(adapters, "peft_config") and hasattr(adapters, "disable_adapter"):
-            return adapters.disable_adapter()
-        return contextlib.nullcontext()
-    for name in ("activate", "use", "set_adapter"):
-        if hasattr(adapters, name):
-            getattr(adapters, name)(variant)
-            return contextlib.nullcontext()
-    raise TypeError(f"{type(adapters).__name__} cannot switch adapters (no activate/use/set_adapter)")
-
-
-def _forward_model(adapters):
-    """The module to call: the object itself if it is a model, else the AdapterSet's `.model`."""
-    return adapters if _is_module(adapters) else adapters.model
-
-
 def score_variants(adapters, tokenizer, variants: Sequence[str | None], items: Sequence[Item], fmt: str, *,
                    chat_template: bool = False, batch_tokens: int | None = None, progress: Progress | None = None,
                    max_new_tokens: int = 256, prompts: Sequence[Prompt] | None = None
@@ -508,7 +388,7 @@ def score_variants(adapters, tokenizer, variants: Sequence[str | None], items: S
     """Score the same items under several adapters switched in place (None = the base model).
 
     Items are rendered and tokenised once; each variant costs only its forward passes.
-    `adapters` is a `models.AdapterSet` (with `.activate(name)`) or a plain model for [None].
+    `adapters` is an `adapters.AdapterSet` (with `.activate(name)`) or a plain model for [None].
     `prompts`: the items' prompts when already rendered (few-shot contexts, `fewshot.cell_prompts`).
     """
     if prompts is None:
@@ -517,9 +397,9 @@ def score_variants(adapters, tokenizer, variants: Sequence[str | None], items: S
     encoded = encode_prompts(tokenizer, [prompts[i] for i in mc]) if mc else []
     results: dict[str | None, list[ItemScore]] = {}
     for variant in variants:
-        model = _forward_model(adapters)
+        model = forward_model(adapters)
         scores: list[ItemScore | None] = [None] * len(items)
-        with _switch(adapters, variant):
+        with switch_variant(adapters, variant):
             lls = loglikelihoods(model, tokenizer, encoded, batch_tokens=batch_tokens,
                                  progress=progress) if mc else []
             texts = generate_greedy(model, tokenizer, [prompts[i] for i in gen], max_new_tokens=max_new_tokens,
@@ -534,53 +414,3 @@ def score_variants(adapters, tokenizer, variants: Sequence[str | None], items: S
                 scores[i] = generative_score(items[i], text)
         results[variant] = scores  # type: ignore[assignment]
     return results
-
-
-# --- generative tasks (mgsm) ----------------------------------------------------------------
-
-# mgsm "flexible-extract" filter: the last number-like match of the generation.
-_NUMBER = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
-_PUNCT = str.maketrans("", "", string.punctuation)
-
-
-def extract_number(text: str) -> str | None:
-    matches = _NUMBER.findall(text)
-    if not matches:
-        return None
-    a, b = matches[-1]
-    return a or b
-
-
-def numeric_match(prediction: str | None, answer: str) -> bool:
-    """harness exact_match with ignore_case and ignore_punctuation ("$1,000." == "1000")."""
-    if prediction is None:
-        return False
-    return prediction.strip().lower().translate(_PUNCT) == str(answer).strip().lower().translate(_PUNCT)
-
-
-def generative_score(item: Item, generation: str) -> ItemScore:
-    answer = str((item.meta or {}).get("answer", ""))
-    extracted = extract_number(generation)
-    ok = numeric_match(extracted, answer)
-    return ItemScore(item.id, item.task, item.lang, -1, (), -1, -1, -1, ok, ok, ok,
-                     generation=generation, answer=extracted, correct_strict=numeric_match(generation, answer))
-
-
-def _cut_at_stop(text: str, stop: Iterable[str]) -> str:
-    for s in stop:
-        if s and s in text:
-            text = text[: text.index(s)]
-    return text
-
-
-def generate_greedy(model, tokenizer, prompts: Sequence[Prompt], *, max_new_tokens: int = 256,
-                    progress: Progress | None = None) -> list[str]:
-    """Greedy continuation of each prompt (batched, `models.generate`), cut at its stop strings."""
-    from transfergrid.models import generate
-
-    stops = [p.stop for p in prompts]
-    texts = generate(model, tokenizer, [p.context for p in prompts], max_new_tokens=max_new_tokens,
-                     stop=list({s for st in stops for s in st}))
-    if progress is not None:
-        progress(len(prompts))
-    return [_cut_at_stop(t, st) for t, st in zip(texts, stops)]

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from transfergrid.plan import Job, build_jobs
+from transfergrid.plan import COT_VARIANTS, Job, build_jobs
 from transfergrid.records import Cell
 
 SIMULATED = "simulated:"
@@ -82,9 +82,14 @@ def _unit(*parts: Any) -> float:
 def simulated_accuracy(job: Job, cell: Cell) -> float:
     s = job.spec
     base = 0.25 + 0.5 * _unit("base", s["model"], cell)
+    cot = s.get("variant") in COT_VARIANTS
+    if cot:  # reasoning first: a higher base score (study 2's CoT bump)
+        base = min(1.0, base + 0.05 * _unit("cot", s["model"], cell))
     if job.adapter_key is None:
-        return base if s.get("variant") != "cot" else min(1.0, base + 0.05 * _unit("cot", s["model"], cell))
+        return base
     effect = 0.06 * (_unit("pair", s["model"], s["source_cell"], cell) - 0.4)
+    if cot:  # a transfer grid's CoT variant: its own, smaller adapter effect
+        effect = 0.03 * (_unit("pair-cot", s["model"], s["source_cell"], cell) - 0.4)
     noise = 0.02 * (_unit("seed", job.key, cell) - 0.5)
     return min(1.0, max(0.0, base + effect + noise))
 
@@ -142,6 +147,8 @@ class SimulatedWorker:
         n = declared_test_size(self.study, cell)
         acc = simulated_accuracy(job, cell)
         k, k_norm = round(acc * n), round(min(1.0, acc + 0.02) * n)
+        if self.study.kind == "transfer" and job.spec.get("variant") in COT_VARIANTS:  # labels equally long
+            k_norm = k
         seed = int.from_bytes(hashlib.sha256(f"{job.key}/{cell}".encode()).digest()[:8], "big")
         order = np.random.default_rng(seed).permutation(n)
         correct, correct_norm = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)

@@ -6,17 +6,14 @@ the rest of the code receives a validated, frozen `Study` and never re-validates
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -24,12 +21,12 @@ from pydantic import (
     model_validator,
 )
 
-from transfergrid.errors import StudyError
+from transfergrid.errors import StudyError, did_you_mean, validation_line
+from transfergrid.prompts import Format
 from transfergrid.records import Cell
+from transfergrid.training_config import Spec, TrainingSpec, key_hint, spelled_loc
 
-FORMATS = ("cloze", "letters", "numbers")
 REFERENCE_SEEDS = [17, 42, 101]
-REFERENCE_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def _check_language_codes(codes: list[str]) -> None:
@@ -39,11 +36,7 @@ def _check_language_codes(codes: list[str]) -> None:
         raise ValueError(f"{bad[0][:40]!r} is not a language code (letters, digits, '_' and '-', at most 64)")
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelSpec(_Spec):
+class ModelSpec(Spec):
     """One model of the study. `id` is the name results carry (`model_name`)."""
 
     id: str
@@ -63,7 +56,7 @@ class ModelSpec(_Spec):
         return self
 
 
-class GridSpec(_Spec):
+class GridSpec(Spec):
     tasks: list[str] = Field(min_length=1)
     languages: list[str] = Field(min_length=1)
     sources: list[str] | None = Field(default=None, description="TASK:LANG source cells (default: every cell)")
@@ -102,18 +95,18 @@ class GridSpec(_Spec):
         return self
 
 
-class DataSpec(_Spec):
+class DataSpec(Spec):
     dir: str | None = Field(default=None, description="data root; else $TRANSFERGRID_DATA, else ../shared/data")
     sources: dict[str, str] = Field(default_factory=dict,
                                     description="per task: 'hf:owner/name' or a local path in that dataset's format")
 
 
-class SplitOverride(_Spec):
+class SplitOverride(Spec):
     train: int | None = Field(default=None, ge=1)
     test: int | None = Field(default=None, ge=1)
 
 
-class SplitSpec(_Spec):
+class SplitSpec(Spec):
     train: int = Field(default=300, ge=1)
     test: int = Field(default=400, ge=1)
     validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
@@ -131,45 +124,8 @@ class SplitSpec(_Spec):
         return ((o.train if o and o.train else self.train), (o.test if o and o.test else self.test))
 
 
-class TrainingSpec(_Spec):
-    method: Literal["lora", "full"] = "lora"
-    rank: int = Field(default=32, ge=1)
-    alpha: float = Field(default=64, gt=0)
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: list(REFERENCE_TARGET_MODULES), min_length=1)
-    learning_rate: float = Field(default=5e-5, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    epochs: int = Field(default=3, ge=1)
-    batch_size: int = Field(default=8, ge=1)
-    grad_accum: int = Field(default=1, ge=1)
-    warmup_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
-    scheduler: Literal["linear", "constant", "cosine"] = "linear"
-    max_length: int = Field(default=512, ge=8)
-    select_best_epoch: bool = True
-    format: Literal["cloze", "letters", "numbers"] | None = Field(
-        default=None, description="training prompt format; default: the evaluation format")
-    chat_template: bool | None = Field(default=None, description="default: as in evaluation")
-    gradient_checkpointing: bool = Field(
-        default=False, description="recompute activations in the backward pass: much less memory, "
-                                   "about a third more time, the same adapter")
-    # The reference profile's training choices (docs/reference-profile.md); all go into job keys.
-    encoding: Literal["default", "reference"] = Field(
-        default="default", description="default: the evaluation prompt + gold continuation, answer-only loss; "
-                                       "reference: the reference pipeline's per-task prompts, lengths and loss masks")
-    max_lengths: dict[str, int] = Field(default_factory=dict, description="per task: max_length instead of the default")
-    sampler: Literal["length_grouped", "random"] = Field(
-        default="length_grouped", description="random: the HF Trainer's seeded random order (the reference)")
-    auto_batch_size: bool = Field(
-        default=False, description="start at batch_size and shrink it on out-of-memory (HF auto_find_batch_size)")
-    limit: int | None = Field(default=None, ge=1, description="train on the first N training items (and the "
-                                                              "first ceil(N/9) validation items) of each source")
-
-    def max_length_for(self, task: str) -> int:
-        return self.max_lengths.get(task, self.max_length)
-
-
-class EvaluationSpec(_Spec):
-    format: Literal["cloze", "letters", "numbers"] = "cloze"
+class EvaluationSpec(Spec):
+    format: Format = "cloze"
     chat_template: bool = False
     metric: Literal["auto", "acc", "acc_norm"] = Field(
         default="auto", description="headline metric; auto = acc_norm where the task has it, else acc")
@@ -186,6 +142,11 @@ class EvaluationSpec(_Spec):
         default="cell", description="one draw per target cell, or one per test item (the harness's stream)")
     fewshot_as_multiturn: bool | None = Field(
         default=None, description="examples as chat turns; default: on with chat_template (the harness)")
+    # chain-of-thought variant (transfergrid.cot, study 2's procedure): base and every adapter also
+    # reason greedily, then their numbered answer is scored after the reasoning
+    cot: bool = Field(default=False, description="also evaluate base and adapters with chain-of-thought")
+    cot_max_new_tokens: int = Field(default=256, ge=1, description="reasoning tokens at most (as relatedness.cot)")
+    cot_batch_size: int = Field(default=8, ge=1, description="prompts per generation batch (as relatedness.cot)")
 
     @model_validator(mode="after")
     def _fewshot(self) -> EvaluationSpec:
@@ -194,13 +155,13 @@ class EvaluationSpec(_Spec):
         return self
 
 
-class CotSpec(_Spec):
+class CotSpec(Spec):
     enabled: bool = True
     max_new_tokens: int = Field(default=256, ge=1)
     batch_size: int = Field(default=8, ge=1)
 
 
-class RelatednessSpec(_Spec):
+class RelatednessSpec(Spec):
     benchmark: str = "belebele"
     source_languages: list[str] = Field(min_length=1)
     groups: dict[str, list[str]] | Literal["auto"] = Field(
@@ -229,7 +190,7 @@ class RelatednessSpec(_Spec):
         return list(self.auto_targets)
 
 
-class Study(_Spec):
+class Study(Spec):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     profile: str | None = Field(default=None, description="a named set of defaults (profiles.py), e.g. "
                                                          "'donors-recipients'; explicit fields override it")
@@ -260,6 +221,12 @@ class Study(_Spec):
         if self.kind == "relatedness" and self.evaluation.fewshot:
             raise ValueError("evaluation.fewshot is an option of transfer studies (a relatedness study's "
                              "targets have no train split)")
+        if self.kind == "relatedness" and self.evaluation.cot:
+            raise ValueError("evaluation.cot is an option of transfer studies; a relatedness study's "
+                             "chain-of-thought ablation is relatedness.cot")
+        if self.evaluation.cot and self.evaluation.fewshot:
+            raise ValueError("evaluation.cot with evaluation.fewshot: chain-of-thought is scored zero-shot; "
+                             "set one of them")
         if self.kind == "relatedness" and "evaluation" not in self.model_fields_set:
             # study 2 scores the option labels "1".."4" after a numbered prompt
             object.__setattr__(self, "evaluation", EvaluationSpec(format="numbers"))
@@ -268,7 +235,10 @@ class Study(_Spec):
         known = benchmark_names()
         for task in [*self.tasks, *self.target_only_tasks()]:
             if task not in known:
-                raise ValueError(f"unknown task {task!r}{_did_you_mean(task, known)}; known tasks: {', '.join(known)}")
+                raise ValueError(f"unknown task {task!r}{did_you_mean(task, known)}; known tasks: {', '.join(known)}")
+        if self.evaluation.cot and self.target_only_tasks():
+            raise ValueError(f"evaluation.cot scores numbered answer options; the extra targets "
+                             f"({', '.join(self.target_only_tasks())}) are generative")
         if self.evaluation.fewshot and self.target_only_tasks():
             raise ValueError(f"evaluation.fewshot draws examples from a target's train split; the extra targets "
                              f"({', '.join(self.target_only_tasks())}) have none")
@@ -310,11 +280,18 @@ class Study(_Spec):
             return []
         return list(dict.fromkeys(s.partition(":")[0] for s in self.grid.extra_targets))
 
+    def cot_spec(self) -> CotSpec | None:
+        """The chain-of-thought settings of the study's CoT evaluations; None = no CoT variant."""
+        if self.kind == "relatedness":
+            return self.relatedness.cot if self.relatedness.cot.enabled else None
+        ev = self.evaluation
+        return CotSpec(max_new_tokens=ev.cot_max_new_tokens, batch_size=ev.cot_batch_size) if ev.cot else None
+
     def train_format(self) -> str:
-        return self.training.format or self.evaluation.format
+        return self.training.examples.format or self.evaluation.format
 
     def train_chat_template(self) -> bool:
-        ct = self.training.chat_template
+        ct = self.training.examples.chat_template
         return self.evaluation.chat_template if ct is None else ct
 
     def output_path(self) -> Path:
@@ -324,6 +301,7 @@ class Study(_Spec):
         """A stable hash of everything that determines results (not the name or output dir)."""
         from transfergrid.data.registry import get_benchmark
 
+        # `training` dumps flat (TrainingSpec.flat): the study hash is the same in either spelling
         payload = self.model_dump(mode="json", exclude={"name", "description", "output_dir"})
         payload["splits"].pop("manifests", None)  # where the files lie; their ids enter job keys
         if payload.get("grid") and not payload["grid"]["extra_targets"]:  # hashes as before the field
@@ -332,6 +310,9 @@ class Study(_Spec):
             payload["evaluation"].pop("max_new_tokens")  # only generative targets use it
         if not payload["evaluation"]["fewshot"]:  # zero-shot studies hash as before few-shot existed
             for name in ("fewshot", "fewshot_seed", "fewshot_sampling", "fewshot_as_multiturn"):
+                payload["evaluation"].pop(name)
+        if not payload["evaluation"]["cot"]:  # studies without a CoT variant hash as before it existed
+            for name in ("cot", "cot_max_new_tokens", "cot_batch_size"):
                 payload["evaluation"].pop(name)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -371,62 +352,21 @@ def size_bucket(size_b: float | None) -> str | None:
 
 
 # --- loading ---------------------------------------------------------------------------------
-def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The field names allowed at `loc` (the parent of an unknown key)."""
-    cur: Any = model
-    for part in loc:
-        if isinstance(part, int) or cur is None:
-            continue
-        field = cur.model_fields.get(part) if isinstance(cur, type) and issubclass(cur, BaseModel) else None
-        if field is None:
-            return []
-        ann = field.annotation
-        cur = _first_model(ann)
-    return sorted(cur.model_fields) if isinstance(cur, type) and issubclass(cur, BaseModel) else []
-
-
-def _first_model(ann: Any) -> type[BaseModel] | None:
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for arg in getattr(ann, "__args__", ()) or ():
-        found = _first_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _format_error(err: dict) -> str:
-    loc = tuple(err.get("loc", ()))
-    path = ".".join(str(p) for p in loc) or "(top level)"
-    if err.get("type") == "extra_forbidden":
-        allowed = _allowed_fields(Study, loc[:-1])
-        hint = _did_you_mean(str(loc[-1]), allowed)
-        return f"{path}: unknown field{hint}; allowed: {', '.join(allowed)}"
-    if err.get("type") == "missing":
-        return f"{path}: required field is missing"
-    msg = err.get("msg", "invalid").removeprefix("Value error, ")
-    return f"{path}: {msg}" + (f" (got {err['input']!r})" if err.get("type") != "value_error"
-                               and not isinstance(err.get("input"), dict) else "")
-
-
 def parse_study(data: dict, source: str = "<study>") -> Study:
     from transfergrid.errors import UserError
     from transfergrid.profiles import apply_profile
 
     try:
-        data = apply_profile(data)
+        merged = apply_profile(data)
     except UserError as exc:
         raise StudyError(f"{source}: {exc}") from None
     try:
-        return Study.model_validate(data)
+        return Study.model_validate(merged)
     except ValidationError as exc:
         errors = exc.errors()
-        lines = [_format_error(e) for e in errors[:5]]
+        # locations as the file spells them (a flat training key, not the table it lands in)
+        lines = [validation_line({**e, "loc": spelled_loc(data, tuple(e.get("loc", ())))}, Study, hint=key_hint)
+                 for e in errors[:5]]
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise StudyError(f"{source}: " + "; ".join(lines) + more) from None
 

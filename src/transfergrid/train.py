@@ -1,12 +1,12 @@
 """Fine-tuning one (possibly pooled) source: a LoRA adapter by the reference recipe, or full fine-tuning.
 
-The recipe (MISSION.md, `study.TrainingSpec` defaults): LoRA r=32, alpha=64, dropout 0 on the
+The recipe (MISSION.md, `training_config.TrainingSpec` defaults): LoRA r=32, alpha=64, dropout 0 on the
 q,k,v,o,gate,up,down projections; AdamW, lr 5e-5, linear decay after 10% warmup, 3 epochs, batch 8;
 validation loss after every epoch and the best epoch's weights kept; loss on the answer tokens only.
 Gradients are clipped to norm 1.0, the default of the HF Trainer the reference ran.
 
 An example is `prompt.context + prompt.continuations[gold]`, tokenised exactly as the scoring engine
-tokenises that pair (`scoring.encode_prompts`), so training and evaluation see the same tokens; the
+tokenises that pair (`encoding.encode_prompts`), so training and evaluation see the same tokens; the
 labels are -100 on the context and the token ids on the answer. Too long an example loses context
 tokens from the left, never answer tokens.
 
@@ -38,11 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from transfergrid import devices
+from transfergrid.encoding import encode_prompts, pad_id
 from transfergrid.errors import DivergenceError, ModelError, UserError
 from transfergrid.prompts import PROMPT_VERSION, reference_training_text, render
 from transfergrid.records import Item
-from transfergrid.scoring import encode_prompts
-from transfergrid.study import TrainingSpec
+from transfergrid.training_config import ALL_LINEAR, TrainingSpec
+from transfergrid.versions import library_versions as _versions
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ def encode_items(tokenizer, items: Sequence[Item], spec: TrainingSpec, *, fmt: s
 
 
 def _reference_pad_id(tokenizer) -> int:
-    # utils.load_tokenizer: pad = pad, else eos, else unk
+    # Not encoding.pad_id: the reference's utils.load_tokenizer pads with pad, else eos, else unk
+    # (and has no 0 fallback); its examples are fixed-length, so the pad id is part of every example.
     for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
         if tid is not None:
             return int(tid)
@@ -235,11 +237,14 @@ def answer_loss_sum(model, ids, mask, labels):
 # --- model preparation -------------------------------------------------------------------------
 
 
-def resolve_target_modules(model, requested: Sequence[str]) -> list[str]:
+def resolve_target_modules(model, requested: Sequence[str] | str) -> list[str] | str:
     """Module names to adapt: each requested name if the model has it, a short name (q, k, v, o,
-    gate, up, down) mapped to the model's own name; names the model lacks are dropped."""
+    gate, up, down) mapped to the model's own name; names the model lacks are dropped. PEFT's own
+    "all-linear" (every linear layer but the output layer) goes to PEFT as it is."""
     import torch
 
+    if requested == ALL_LINEAR:
+        return ALL_LINEAR
     present = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     found, missing = [], []
     for name in requested:
@@ -280,13 +285,6 @@ def _checkpointing(model, on: bool) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     else:
         model.gradient_checkpointing_disable()
-
-
-def _pad_id(tokenizer) -> int:
-    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if tid is not None:
-            return int(tid)
-    return 0
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -416,7 +414,7 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
     full = spec.method == "full"
     train_ex = encode_items(tokenizer, train_items, spec, fmt=fmt, chat_template=chat_template)
     val_ex = encode_items(tokenizer, val_items, spec, fmt=fmt, chat_template=chat_template)
-    pad_id = _pad_id(tokenizer)
+    pad = pad_id(tokenizer)
     device = next(base.parameters()).device
     weights_dtype = next(base.parameters()).dtype  # before full fine-tuning upcasts a copy
 
@@ -473,7 +471,7 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
                 while True:  # out of memory: halve the micro-batch, redo this step; the batch stays
                     try:
                         with devices.attention(checkpointed, train_attention):
-                            value, n_tokens = _accumulate(net, train_ex, group, micro, n_answer, pad_id, device,
+                            value, n_tokens = _accumulate(net, train_ex, group, micro, n_answer, pad, device,
                                                           autocast, where)
                         break
                     except DivergenceError as exc:
@@ -500,7 +498,7 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
             train_seconds += time.perf_counter() - tick
             train_losses.append(epoch_loss / max(epoch_n, 1))
             with autocast:
-                val = validation_loss(net, val_ex, spec.batch_size, pad_id) if val_ex else None
+                val = validation_loss(net, val_ex, spec.batch_size, pad) if val_ex else None
             if val is not None and not math.isfinite(val):
                 raise DivergenceError(f"{where}: validation loss is {val} after epoch {epoch} (seed {seed})")
             val_losses.append(val)
@@ -589,11 +587,3 @@ def _mkdirs(path: Path) -> Path:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
-
-
-def _versions() -> dict[str, str]:
-    import peft
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}

@@ -44,21 +44,28 @@ DELTA_COLUMNS = {"acc": "delta_score_mean", "acc_norm": "delta_score_norm_mean"}
 DERIVED_COLUMNS = ["delta", "source_task", "source_lang", "target_task", "target_lang", "source", "target",
                    "family", "size_b", "size_bucket", "construction"]
 
-# Benchmark kinds by name, whatever spelling a file uses (ours, the release's, the harness's okapi m_*).
+# Benchmark kinds by name, whatever spelling a file uses (ours, the release's, the harness's okapi m_*),
+# and the registry benchmark (data/) whose facts they share.
 _TASK_KINDS = [
-    (r"global[-_ ]?mmlu", "global_mmlu"), (r"arc", "arc"), (r"hellaswag", "hellaswag"),
-    (r"truthful", "truthfulqa"), (r"mmlu", "mmlu"), (r"xstory", "xstorycloze"), (r"xcopa", "xcopa"),
-    (r"belebele", "belebele"), (r"mgsm", "mgsm"),
+    (r"global[-_ ]?mmlu", "global_mmlu", "global_mmlu_lite"), (r"arc", "arc", "arc_challenge"),
+    (r"hellaswag", "hellaswag", "hellaswag"), (r"truthful", "truthfulqa", "truthfulqa_mc1"),
+    (r"mmlu", "mmlu", "mmlu"), (r"xstory", "xstorycloze", "xstorycloze"), (r"xcopa", "xcopa", "xcopa"),
+    (r"belebele", "belebele", "belebele"), (r"mgsm", "mgsm", "mgsm"),
 ]
-_HAS_NORM = {"arc", "hellaswag"}  # lm-evaluation-harness reports acc_norm for these
-# Human-made multilingual sets are "curated"; Okapi's machine translations are "translated".
-_CURATED = {"global_mmlu", "xstorycloze", "xcopa", "belebele", "mgsm"}
 
 
 def task_kind(name: str) -> str:
     """The benchmark a dataset name refers to ("m_arc", "arc_challenge" -> "arc"); else the name."""
     low = str(name).lower()
-    return next((kind for pat, kind in _TASK_KINDS if re.search(pat, low)), low)
+    return next((kind for pat, kind, _ in _TASK_KINDS if re.search(pat, low)), low)
+
+
+def _benchmark(name: str):
+    """The registry's benchmark for any spelling of a dataset name; None for one it does not know."""
+    from transfergrid.data.registry import BENCHMARKS
+
+    low = str(name).lower()
+    return next((BENCHMARKS[b] for pat, _, b in _TASK_KINDS if re.search(pat, low)), None)
 
 
 _ALIASES = {"arc": "arc_challenge", "global_mmlu_lite": "global_mmlu", "truthfulqa_mc1": "truthfulqa",
@@ -73,11 +80,16 @@ def task_key(name: str) -> str:
 
 
 def has_norm(task: str) -> bool:
-    return task_kind(task) in _HAS_NORM
+    """Whether lm-evaluation-harness reports acc_norm for the task (the registry's `has_norm`)."""
+    bench = _benchmark(task)
+    return bench is not None and bench.has_norm
 
 
 def construction(task: str) -> str:
-    return "curated" if task_kind(task) in _CURATED else "translated"
+    """curated (human-made) or translated (machine-translated, Okapi): the registry's; an unknown
+    dataset counts as translated."""
+    bench = _benchmark(task)
+    return bench.construction if bench is not None else "translated"
 
 
 def parse_size(value: object) -> float | None:

@@ -10,6 +10,8 @@ MT_ML, MT_CL, CT_ML, CT_CL = "MT-ML", "MT-CL", "CT-ML", "CT-CL"
 REGIMES = (MT_ML, MT_CL, CT_ML, CT_CL)
 TRANSFER = (MT_CL, CT_ML, CT_CL)
 OFF_TASK = (CT_ML, CT_CL)
+ALL_TRANSFER = "transfer"  # the scope of every transfer cell (MT-CL, CT-ML and CT-CL together)
+SCOPES = (ALL_TRANSFER, *REGIMES)  # the order of scopes in tables, figures and the report
 
 # Label spellings seen in the wild, by their two halves in any order ("ML-CT" = "CT-ML").
 _BY_HALVES = {
@@ -31,3 +33,9 @@ def normalize_regime(label: str) -> str | None:
     """The canonical label for a known spelling ("ml-ct", "CT_ML", ...), else None."""
     halves = str(label).strip().upper().replace("_", "-").replace(" ", "-").replace("–", "-").split("-")
     return _BY_HALVES.get(frozenset(halves)) if len(halves) == 2 else None
+
+
+def scope_order(values) -> list[str]:
+    """Distinct scope labels in `SCOPES` order, any others after them in their first-seen order."""
+    present = list(dict.fromkeys(str(v) for v in values))
+    return [s for s in SCOPES if s in present] + [s for s in present if s not in SCOPES]

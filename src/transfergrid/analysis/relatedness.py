@@ -143,7 +143,7 @@ def check_item_frame(frame: pd.DataFrame, where: str = "per-item frame") -> pd.D
 
 def item_rows(scores, *, model: str, variant: str, seed: int | None = None,
               group: str | None = None) -> pd.DataFrame:
-    """Per-item frame rows from scoring.ItemScore / cot.CotItemScore records (or their dicts) of
+    """Per-item frame rows from records.ItemScore / cot.CotItemScore records (or their dicts) of
     one model and variant; `language` is each score's `lang`, `group` None until `with_groups`."""
     if variant not in VARIANTS:
         raise ValueError(f"variant {variant!r} is not one of {VARIANTS}")

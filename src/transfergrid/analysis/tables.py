@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from transfergrid.analysis import consistency as C
+from transfergrid.analysis import cot_compare, intervals, matrices, pareto, rates, roles
 from transfergrid.analysis import distance as distance_mod
-from transfergrid.analysis import intervals, matrices, pareto, rates, roles
 from transfergrid.analysis import variance as variance_mod
 from transfergrid.analysis.frame import ensure_prepared
 
@@ -100,6 +100,7 @@ def definitions(tolerance: float = 0.0) -> dict[str, str]:
                           "(over models alone without per-item results).",
         "grid_significance": "Per source × target cell: exact sign test on item differences averaged over "
                              "seeds and models, BH across the matrix (the heatmap's dots).",
+        "cot_comparison": cot_compare.DEFINITION,  # the CoT variant's section (report/cot_section.py)
     }
 
 

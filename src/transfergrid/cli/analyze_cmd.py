@@ -1,34 +1,38 @@
-"""Commands: analyze, report, recommend — the study-1 analysis of a results CSV (released schema).
+"""Commands: analyze, report, recommend — a study's exported results, or any results CSV, to tables,
+figures and the HTML report.
 
-Input is a study file (its exported `<output_dir>/results.csv`) or any CSV in the released schema
-(`--results`). A relatedness (study-2) study file is analysed from its exported per-item records
-(`<output_dir>/relatedness_items.parquet`) instead. `analyze` writes DIR/tables/*.csv, DIR/figures/*.{png,svg} and DIR/report.html; it
-builds everything in a hidden sibling directory and moves it into place at the end, so a failure
-leaves DIR as it was.
+Input is a study file (the study kind reads its own export from <output_dir>: `transfergrid.studies`)
+or any CSV in the released schema (`--results`, study 1). `analyze` writes DIR/tables/*.csv,
+DIR/figures/*.{png,svg} and DIR/report.html; it builds everything in a hidden sibling directory and
+moves it into place at the end, so a failure leaves DIR as it was. These commands only wire.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from transfergrid.cli.app import app, console, data_app, models_app  # noqa: F401
+from transfergrid.cli.tables import (
+    FormatOpt,
+    check_format,
+    plain,
+    print_table,
+    write_csv,
+    write_json,
+)
 from transfergrid.errors import UserError
-
-# pandas is imported where it is used: `status` and `run` load this module too and need it not
+from transfergrid.studies import KINDS, for_study
+from transfergrid.studies import transfer as T
 
 log = logging.getLogger(__name__)
 
 Opt = typer.Option
 Arg = typer.Argument
 
-RESULTS_FILE = "results.csv"  # where `transfergrid run` / `export` put a study's tidy cell frame
 ANALYSIS_DIR = "analysis"  # default output folder inside the study's output_dir
 
 
@@ -54,34 +58,7 @@ def _results_path(study_file: Path | None, results: Path | None):
     if results is not None:
         return None, results
     study = _load_study(study_file)
-    path = study.output_path() / RESULTS_FILE
-    if not path.is_file():
-        raise UserError(f"{path}: no exported results for study {study.name!r}; run `transfergrid run "
-                        f"{study_file}` (or `transfergrid export`) first, or pass --results FILE.csv")
-    return study, path
-
-
-def _read_frame(path: Path):
-    from transfergrid.analysis.frame import prepare, read_results
-
-    frame = prepare(read_results(path))
-    if frame.empty:
-        raise UserError(f"{path}: no rows with a Δ to analyse")
-    return frame
-
-
-def _summary(frame, results: Path) -> dict[str, object]:
-    """The report header's configuration when there is no study file."""
-    import pandas as pd
-
-    tasks = set(frame["source_task"]) | set(frame["target_task"])
-    langs = set(frame["source_lang"]) | set(frame["target_lang"])
-    seeds = frame["n_seeds"].max() if "n_seeds" in frame else float("nan")
-    summary: dict[str, object] = {"results": str(results), "models": sorted(frame["model_name"].unique()),
-                                  "tasks": sorted(tasks), "languages": sorted(langs), "cells": len(frame)}
-    if pd.notna(seeds):
-        summary["seeds per cell (max)"] = int(seeds)
-    return summary
+    return study, T.exported_results(study, study.output_path(), study_file)
 
 
 def _default_out(study, out: Path | None, what: str = "--out DIR") -> Path:
@@ -92,79 +69,12 @@ def _default_out(study, out: Path | None, what: str = "--out DIR") -> Path:
     raise UserError(f"with --results, give {what} for the tables, figures and report")
 
 
-def items_near(results: Path):
-    """The per-item results exported next to a results CSV (`run`: <dir>/items.parquet; `export`:
-    <stem>.items.parquet), only the columns the uncertainty analysis reads; None when absent."""
-    from transfergrid.analysis.uncertainty import ITEM_COLUMNS
-
-    for path in (results.with_name(results.stem + ".items.parquet"), results.parent / "items.parquet"):
-        if path.is_file() and (path.name != "items.parquet" or results.name == RESULTS_FILE):
-            import pyarrow.parquet as pq
-
-            names = set(pq.read_schema(path).names)
-            if not set(ITEM_COLUMNS) <= names:
-                return None
-            import pandas as pd
-
-            return pd.read_parquet(path, columns=[c for c in (*ITEM_COLUMNS, "correct_norm") if c in names])
-    return None
-
-
-def uncertainty_inputs(frame, results: Path, study=None) -> dict:
-    """compute_tables' `items` / `uses_norm` for a results CSV; says when intervals over items are
-    unavailable (a CSV without the uncertainty columns, such as the release)."""
-    from transfergrid.analysis.intervals import ITEMS_UNAVAILABLE, has_cell_uncertainty
-
-    items = items_near(results)
-    if not has_cell_uncertainty(frame) and items is None:
-        console.print(f"{results}: {ITEMS_UNAVAILABLE}; rates get Wilson intervals and donor / recipient "
-                      "scores intervals over models only", soft_wrap=True, highlight=False)
-    uses_norm = None
-    if study is not None:
-        from transfergrid.export import headline_uses_norm
-
-        def uses_norm(task: str) -> bool:
-            return headline_uses_norm(study, task)
-    return {"items": items, "uses_norm": uses_norm}
+def _print_notes(notes) -> None:
+    for note in notes:
+        console.print(note, soft_wrap=True, highlight=False)
 
 
 # --- outputs ------------------------------------------------------------------------------------------
-def _publish(staging: Path, out: Path) -> None:
-    """Move each finished entry of `staging` into `out`, replacing what was there (only our own
-    entries: tables/, figures/, report.html; other files in `out` are left alone)."""
-    out.mkdir(parents=True, exist_ok=True)
-    for entry in sorted(staging.iterdir()):
-        target = out / entry.name
-        if target.exists():
-            old = staging / f".old-{entry.name}"
-            target.rename(old)
-            entry.rename(target)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            entry.rename(target)
-
-
-def _ling_pairs(frame, correlation):
-    """Per ordered language pair: mean MT-CL Δ and each distance that ling_correlation used (the data
-    behind the Δ-vs-distance figure; empty when there is no correlation to show): a DataFrame."""
-    import pandas as pd
-
-    if correlation is None or correlation.empty:
-        return pd.DataFrame()
-    from transfergrid.analysis.distance import distance_matrices, language_pair_delta
-
-    delta = language_pair_delta(frame)
-    languages = sorted(set(delta.index) | set(delta.columns))
-    pairs = delta.stack().rename("delta").rename_axis(["source_lang", "target_lang"]).reset_index()
-    pairs = pairs[pairs["source_lang"] != pairs["target_lang"]]
-    wanted = set(correlation["distance"])
-    for name, matrix in distance_matrices(languages, urielplus=any(d.startswith("urielplus") for d in wanted)).items():
-        if name in wanted:
-            pairs[name] = [matrix.at[a, b] if a in matrix.index and b in matrix.columns else float("nan")
-                           for a, b in zip(pairs["source_lang"], pairs["target_lang"])]
-    return pairs.reset_index(drop=True)
-
-
 def _relatedness_section(tables: dict, figures: list[Path]):
     """Study-2 tables and figures found next to study-1 ones become an extra report section."""
     from transfergrid.report.relatedness_figures import FIGURES as REL_FIGURES
@@ -178,12 +88,6 @@ def _relatedness_section(tables: dict, figures: list[Path]):
     return [("Relatedness vs task alignment (study 2)", rel_figures, rel_tables)]
 
 
-def _title(study, results: Path | None) -> str:
-    if study is not None:
-        return f"{'Relatedness' if study.kind == 'relatedness' else 'Transfer'} study: {study.name}"
-    return f"Transfer analysis: {results.name}" if results is not None else "Transfer analysis"
-
-
 @app.command("analyze")
 def analyze_command(
     study_file: Annotated[Path | None, Arg(metavar="STUDY", help="study file (reads <output_dir>/results.csv)")] = None,
@@ -193,58 +97,16 @@ def analyze_command(
                                     "(default 0: the reference's exact Δ > 0 and Δ ≤ −1)")] = 0.0,
 ) -> None:
     """Every table (CSV, Markdown, LaTeX), figure (PNG + SVG) and the self-contained HTML report."""
-    from transfergrid.analysis.tables import compute_tables, write_tables
-    from transfergrid.report.figures import write_figures
-    from transfergrid.report.html import write_report
-
     if study_file is not None and results is None:
-        study = _load_study(study_file, ("transfer", "relatedness"))
-        if study.kind == "relatedness":
-            _analyze_relatedness(study, study_file, _default_out(study, out))
-            return
-    study, path = _results_path(study_file, results)
-    out = _default_out(study, out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a directory")
-    frame = _read_frame(path)
-    tables = compute_tables(frame, tolerance=tolerance, **uncertainty_inputs(frame, path, study))
-    tables["ling_pairs"] = _ling_pairs(frame, tables.get("ling_correlation"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
-    try:
-        write_tables(tables, staging / "tables")
-        figures = write_figures(tables, staging / "figures")
-        write_report(staging, tables, figures, title=_title(study, path), study=study or _summary(frame, path),
-                     tolerance=tolerance)
-        _publish(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    n_png = sum(1 for p in figures if p.suffix == ".png")
-    console.print(f"{len(tables)} tables, {n_png} figures and the report in {out}; open {out / 'report.html'}",
-                  soft_wrap=True)
-
-
-def _analyze_relatedness(study, study_file: Path, out: Path) -> None:
-    """Study 2: the per-item records exported by `transfergrid run` -> tables, figures, report."""
-    from transfergrid.relatedness_export import ITEMS_FILE, read_item_frame
-    from transfergrid.report.relatedness_html import write_relatedness_analysis
-
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a directory")
-    path = study.output_path() / ITEMS_FILE
-    if not path.is_file():
-        raise UserError(f"{path}: no exported per-item results for study {study.name!r}; run "
-                        f"`transfergrid run {study_file}` first")
-    frame = read_item_frame(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
-    try:
-        tables, figures, _ = write_relatedness_analysis(study, frame, staging)
-        _publish(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    console.print(f"{len(tables)} tables, {len(figures)} figures and the report in {out}; "
-                  f"open {out / 'report.html'}", soft_wrap=True)
+        study = _load_study(study_file, tuple(KINDS))
+        analysis = for_study(study).analyze(study, study.output_path(), _default_out(study, out),
+                                            tolerance=tolerance, study_file=study_file)
+    else:
+        _, path = _results_path(study_file, results)
+        out = _default_out(None, out)
+        analysis = T.write_analysis(T.read_frame(path), path, out, tolerance=tolerance)
+    _print_notes(analysis.notes)
+    console.print(analysis.line(), soft_wrap=True)
 
 
 @app.command("report")
@@ -264,16 +126,15 @@ def report_command(
     if results is not None:
         if out is None:
             raise UserError("with --results, give --out DIR (a folder with figures/ from `transfergrid analyze`)")
-        from transfergrid.analysis.tables import compute_tables
-
-        frame = _read_frame(results)
-        tables = compute_tables(frame, **uncertainty_inputs(frame, results))
-        header, title, source = _summary(frame, results), _title(None, results), out
+        frame = T.read_frame(results)
+        tables, notes = T.analysis_tables(frame, results)
+        _print_notes(notes)
+        header, title, source = T.results_summary(frame, results), T.title(None, results), out
     else:
         if study_file is not None:
-            study = _load_study(study_file, ("transfer", "relatedness"))
+            study = _load_study(study_file, tuple(KINDS))
             from_dir = study.output_path() / ANALYSIS_DIR
-            title = _title(study, None)
+            title = f"{for_study(study).title} study: {study.name}"
         source = from_dir
         if not (source / "tables").is_dir():
             raise UserError(f"{source / 'tables'}: no tables to report; run `transfergrid analyze` first")
@@ -283,6 +144,10 @@ def report_command(
         out = out or source
     figures = sorted((source / "figures").glob("*.png")) if (source / "figures").is_dir() else []
     extra = _relatedness_section(tables, figures)
+    if from_dir is not None:  # the CoT variant's section (evaluation.cot), from its cot/ folder
+        from transfergrid.report.cot_section import read_section
+
+        extra += read_section(from_dir)
     path = write_report(out, tables, figures, title=title, study=study or header, extra_sections=extra)
     console.print(f"report: {path} ({len(tables)} tables, {len(figures)} figures)", soft_wrap=True)
 
@@ -304,33 +169,37 @@ def recommend_command(
     max_harm: Annotated[float | None, Opt("--max-harm", help="highest tolerated off-target harm rate, in % "
                                                "of cells with Δ ≤ −1 pp")] = None,
     top: Annotated[int, Opt("--top", "-n", min=1, help="how many source cells to show")] = 10,
+    fmt: FormatOpt = "table",
 ) -> None:
     """Rank source cells to fine-tune on by expected gain on the targets and off-target harm risk."""
     from transfergrid.analysis.recommend import recommend
-    from transfergrid.report.html import format_value
+    from transfergrid.cli.app import err_console
+    from transfergrid.report.html_parts import format_value
 
+    check_format(fmt)
     cells = _parse_targets(targets)
     _, path = _results_path(study_file, results)
-    frame = _read_frame(path)
+    frame = T.read_frame(path)
     kwargs = {} if max_harm is None else {"max_harm": max_harm}
     ranked = recommend(frame, cells, **kwargs)
-    if ranked.empty:
-        console.print("no source cell meets the harm tolerance" if max_harm is not None
-                      else "no source cell has results on these targets")
-        return
     shown = ranked.head(top)
-    table = Table(title=f"Source cells for {', '.join(cells)}"
-                  + (f" (off-target harm rate ≤ {max_harm:g}%)" if max_harm is not None else ""),
-                  title_justify="left")
-    own_rank = "rank" not in shown.columns
-    if own_rank:
-        table.add_column("rank", justify="right")
-    for column in shown.columns:
-        numeric = shown[column].dtype.kind in "fiu"
-        table.add_column(str(column), justify="right" if numeric else "left")
-    for rank, row in enumerate(shown.itertuples(index=False, name=None), start=1):
-        cells = [format_value(v, str(c)) for c, v in zip(shown.columns, row)]
-        table.add_row(*([str(rank)] if own_rank else []), *cells)
-    console.print(table)
+    columns = [str(c) for c in shown.columns]
+    rows = list(shown.itertuples(index=False, name=None))
+    notes = console if fmt == "table" else err_console  # stdout holds only the CSV / JSON
+    if fmt == "csv":
+        write_csv(columns, rows)
+    elif fmt == "json":
+        write_json([dict(zip(columns, map(plain, row))) for row in rows])
+    if ranked.empty:
+        notes.print("no source cell meets the harm tolerance" if max_harm is not None
+                    else "no source cell has results on these targets")
+        return
+    if fmt == "table":
+        numeric = [str(c) for c in shown.columns if shown[c].dtype.kind in "fiu"]
+        title = f"Source cells for {', '.join(cells)}" + (
+            f" (off-target harm rate ≤ {max_harm:g}%)" if max_harm is not None else "")
+        shown_rows = [[format_value(v, c) for c, v in zip(columns, row)] for row in rows]
+        print_table(console, title, columns, shown_rows, key={"rank", "source"}, numeric=numeric,
+                    title_justify="left")
     if len(ranked) > top:
-        console.print(f"({len(ranked) - top} more; --top N to show more)")
+        notes.print(f"({len(ranked) - top} more; --top N to show more)")

@@ -48,10 +48,8 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; a UserError prints one line and exits 2, no traceback."""
-    # Register every command group (each module adds its commands to `app`).
-    from transfergrid.cli import commands  # noqa: F401
-
+    """Entry point: run the app; a UserError prints one line and exits 2, no traceback. The
+    commands are registered on `app` by the package's `__init__` (it imports `commands`)."""
     try:
         # Non-standalone click returns a typer.Exit's code instead of raising it.
         code = app(args=argv, standalone_mode=False)
@@ -69,12 +67,22 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
+        if isinstance(exc, _click_errors("UsageError")):
             exc.show()
             sys.exit(2)
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, _click_errors("ClickException")):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+def _click_errors(name: str) -> tuple[type, ...]:
+    """click's exception class `name`, and typer's vendored copy of it (typer >= 0.2x ships its own
+    click as `typer._click`, whose errors are not click's)."""
+    import click
+
+    kinds = [getattr(click.exceptions, name)]
+    vendored = getattr(getattr(typer, "_click", None), "exceptions", None)
+    if vendored is not None and hasattr(vendored, name):
+        kinds.append(getattr(vendored, name))
+    return tuple(kinds)

@@ -81,9 +81,11 @@ def show_cmd(
     fmt: Annotated[str, Opt("--format", help="Prompt format: cloze, letters or numbers.")] = "cloze",
     chat_template: Annotated[bool, Opt("--chat-template", help="Wrap in the chat template of --model.")] = False,
     model: Annotated[str | None, Opt("--model", help="Model whose tokenizer renders the chat template.")] = None,
+    pretty: Annotated[bool | None, Opt("--pretty/--lines", help="Indented JSON, or one object per line "
+                                                                 "(default: indented on a terminal only).")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Items of one benchmark cell as JSON lines, or with --prompt the exact prompt text."""
+    """Items of one benchmark cell as JSON Lines (indented on a terminal), or with --prompt the exact prompt text."""
     from transfergrid.data import get_benchmark, load_items, resolve_data_dir
 
     root = resolve_data_dir(data_dir)
@@ -102,11 +104,13 @@ def show_cmd(
     else:
         chosen = items[:limit]
     if not prompt:
+        if pretty is None:  # indented for a person, one object per line for a pipe (`jq`, `head`)
+            pretty = sys.stdout.isatty()
         for item in chosen:
             record = {"id": item.id, "task": item.task, "lang": item.lang, "context": item.context,
                       "choices": list(item.choices), "gold": item.gold, "meta": dict(item.meta)}
             line = json.dumps(record, ensure_ascii=False)
-            if sys.stdout.isatty():  # pretty for a person, one object per line for a pipe
+            if pretty:
                 console.print_json(line)
             else:
                 sys.stdout.write(line + "\n")

@@ -24,15 +24,15 @@ from transfergrid.errors import ModelError, UserError
 log = logging.getLogger(__name__)
 
 
-def _load_adapter(loaded, adapter: Path, model_source: str):
+def _load_adapter(loaded, adapter: Path):
     """The model to score with `adapter` active, switched in place on the loaded base model."""
     if not adapter.is_dir():
         raise ModelError(f"adapter {adapter}: no such directory")
     if not (adapter / "adapter_config.json").is_file():
         raise ModelError(f"adapter {adapter}: no adapter_config.json (expected a PEFT LoRA adapter directory)")
-    from transfergrid import models
+    from transfergrid.adapters import AdapterSet
 
-    adapters = models.AdapterSet(loaded)  # a base mismatch is a ModelError naming the adapter
+    adapters = AdapterSet(loaded)  # a base mismatch is a ModelError naming the adapter
     adapters.add("adapter", adapter)
     adapters.activate("adapter")
     return adapters
@@ -87,7 +87,7 @@ def eval_command(
         raise UserError(f"{task}:{lang} has no {split} items in {root}")
 
     loaded = load_model(model)
-    scorer = _load_adapter(loaded, adapter, model) if adapter is not None else loaded.model
+    scorer = _load_adapter(loaded, adapter) if adapter is not None else loaded.model
     with Progress(TextColumn(f"{task}:{lang} {fmt}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         job = bar.add_task("score", total=len(items))

@@ -21,9 +21,10 @@ def _size(n: int) -> str:
 @models_app.command("list")
 def list_command() -> None:
     """Bundled models: installed or not, and the cache of their dequantised weights."""
-    from transfergrid.models import BUNDLED, bundled_status, cache_root
+    from transfergrid.bundled import BUNDLED, bundled_status
+    from transfergrid.cache import cache_dir
 
-    table = Table(title=f"bundled models (cache: {cache_root() / 'models'})")
+    table = Table(title=f"bundled models (cache: {cache_dir('models')})")
     for col in ("source", "model", "installed", "cache", "size"):
         table.add_column(col)
     for row in bundled_status():

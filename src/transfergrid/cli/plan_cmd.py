@@ -75,13 +75,13 @@ def _is_hub(source: str) -> bool:
     from transfergrid import models
 
     try:
-        return models._classify(source) == "hub"
+        return models.source_kind(source) == "hub"
     except UserError:
         return False
 
 
 def _cost(train_tps, eval_tps, at_size_b, flops, gpus, measure, measure_model, study, costs=None):
-    from transfergrid.estimate import CostModel, measure_cost
+    from transfergrid.costs import CostModel, measure_cost
 
     if costs is not None:
         return CostModel.from_costs_file(costs, gpus)
@@ -167,13 +167,19 @@ def show_plan(study_path: Path, out: Path | None = None, data_dir: Path | None =
     return report
 
 
+def _n(count: int, noun: str) -> str:
+    """'1 model', '2 models', '1,188 trainings'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _print(report, est, cost) -> None:
     c = report["counts"]
     prof = f" (profile {report['profile']})" if report["profile"] else ""
-    console.print(f"[bold]{escape(report['study'])}[/]{escape(prof)}: {c['models']} models x "
-                  f"{c['source cells']} source cells x {c['seeds']} seeds = {c['trainings']:,} trainings; "
-                  f"{c['evaluation jobs']:,} evaluation jobs over {c['target cells']} target cells "
-                  f"({c['cell evaluations']:,} cell evaluations); {c['result cells']:,} result cells",
+    console.print(f"[bold]{escape(report['study'])}[/]{escape(prof)}: {_n(c['models'], 'model')} x "
+                  f"{_n(c['source cells'], 'source cell')} x {_n(c['seeds'], 'seed')} = "
+                  f"{_n(c['trainings'], 'training')}; {_n(c['evaluation jobs'], 'evaluation job')} over "
+                  f"{_n(c['target cells'], 'target cell')} ({_n(c['cell evaluations'], 'cell evaluation')}); "
+                  f"{_n(c['result cells'], 'result cell')}",
                   highlight=False, soft_wrap=True)
     if report["to_run"] is not None:
         console.print(f"{report['to_run']:,} of {len(est.jobs):,} jobs still to run (the rest are in the store)")

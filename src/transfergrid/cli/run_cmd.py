@@ -1,8 +1,8 @@
-"""Commands: run, status, export — a study file to a finished transfer grid, and back out of the store.
+"""Commands: run, status, export — a study file to a finished grid, and back out of the store.
 
-A relatedness study (study 2) runs through the same store and executors; it exports its per-item
-records (`relatedness_items.parquet`, CoT reasoning included) instead of the released-CSV schema,
-and its report is the relatedness tables and figures.
+Both kinds of study plan, execute and store alike; what is exported and reported is the study
+kind's (`transfergrid.studies.for_study`): study 1, results.csv + items.parquet and the transfer
+report; study 2, relatedness_items.parquet and the relatedness report. These commands only wire.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from transfergrid.cli.app import app, console, data_app, models_app  # noqa: F401
 from transfergrid.errors import UserError
+from transfergrid.studies import for_study
 
 log = logging.getLogger(__name__)
 Opt = typer.Option
@@ -92,14 +92,13 @@ def run_command(
                   f"{len(missing) - n_train} evaluations) -> {store.root}")
     summary = execute(study, store, jobs, data_root, executor=executor, address=address, progress=progress,
                       simulate=simulate)
-    if study.kind == "relatedness":
-        frame = _export_relatedness(study, store, jobs, store.root)
-        if report:
-            _report_relatedness(study, store.root, frame)
-    else:
-        results = _export(study, store, jobs, store.root)
-        if report:
-            _report(study, store.root, results)
+    kind = for_study(study)
+    console.print(kind.export(study, store, jobs, store.root).line())
+    if report:
+        analysis = kind.report(study, store.root)
+        if analysis is not None:
+            _print_notes(analysis.notes)
+            console.print(f"wrote the report {analysis.report}")
     if not summary.ok:
         for label, error, path in summary.failed:
             console.print(f"[red]failed[/] {escape(label)}: {escape(error)} (traceback: {escape(str(path))})",
@@ -113,89 +112,9 @@ def run_command(
     console.print(f"{len(summary.done)} jobs done; the grid is complete")
 
 
-def _export(study, store, jobs, out_dir: Path):
-    results = _export_to(study, store, jobs, out_dir / "results.csv", out_dir / "items.parquet")
-    console.print(f"wrote {out_dir / 'results.csv'} ({len(results)} rows)")
-    return results
-
-
-def _export_to(study, store, jobs, csv: Path, items: Path | None):
-    """results.csv at `csv`; with `items`, every per-item score there too (one read of the files)."""
-    from transfergrid.export import (
-        export_results,
-        item_blocks,
-        items_table,
-        write_table,
-    )
-
-    if items is None:
-        results = export_results(study, store, jobs)  # reads the id and correctness columns only
-    else:
-        blocks = item_blocks(study, store, jobs)
-        results = export_results(study, store, jobs, blocks=blocks)
-        write_table(items_table(study, store, jobs, blocks=blocks), items)
-    _write_csv(results, csv)
-    return results
-
-
-def _write_csv(frame, path: Path) -> None:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # concurrent runs export too
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _write_parquet(frame, path: Path) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _report(study, out_dir: Path, results) -> None:
-    """Tables, figures and the HTML report in <out>/report, once the analysis packages exist
-    (the same pipeline as `transfergrid analyze`)."""
-    if results.empty:
-        return
-    try:
-        from transfergrid.analysis.frame import prepare, read_results
-        from transfergrid.analysis.tables import compute_tables, write_tables
-        from transfergrid.report.figures import write_figures
-        from transfergrid.report.html import write_report
-    except ImportError:
-        return
-    from transfergrid.cli.analyze_cmd import uncertainty_inputs
-
-    report_dir = out_dir / "report"
-    frame = prepare(read_results(out_dir / "results.csv"))
-    tables = compute_tables(frame, **uncertainty_inputs(frame, out_dir / "results.csv", study))
-    write_tables(tables, report_dir / "tables")
-    figures = write_figures(tables, report_dir / "figures")
-    path = write_report(report_dir, tables, figures, title=f"Transfer study: {study.name}", study=study)
-    console.print(f"wrote the report {path}")
-
-
-def _export_relatedness(study, store, jobs, out_dir: Path):
-    """Write <out>/relatedness_items.parquet (every per-item record); returns the analysis frame."""
-    from transfergrid.relatedness_export import ITEMS_FILE, item_frame, item_records
-
-    records = item_records(study, store, jobs)
-    _write_parquet(records, out_dir / ITEMS_FILE)
-    console.print(f"wrote {out_dir / ITEMS_FILE} ({len(records)} item records)")
-    return item_frame(records)
-
-
-def _report_relatedness(study, out_dir: Path, frame) -> None:
-    """The relatedness tables, figures and HTML report in <out>/report (as `transfergrid analyze`)."""
-    if not (frame["variant"] == "base").any():
-        return
-    from transfergrid.report.relatedness_html import write_relatedness_analysis
-
-    _, _, path = write_relatedness_analysis(study, frame, out_dir / "report")
-    console.print(f"wrote the report {path}")
+def _print_notes(notes) -> None:
+    for note in notes:
+        console.print(note, soft_wrap=True, highlight=False)
 
 
 @app.command("status")
@@ -203,32 +122,37 @@ def status_command(
     study_path: StudyArg,
     out: OutOpt = None,
     data_dir: DataOpt = None,
-    as_json: Annotated[bool, Opt("--json", help="machine-readable output")] = False,
+    fmt: Annotated[str, Opt("--format", help="table (to read) | csv | json (for scripts)")] = "table",
+    as_json: Annotated[bool, Opt("--json", help="the same as --format json")] = False,
     simulate: SimulateOpt = False,
 ) -> None:
     """Grid progress per model: trainings and evaluated cells done / running / failed / missing."""
+    from transfergrid.cli.app import err_console
+    from transfergrid.cli.tables import check_format, print_table, write_csv
     from transfergrid.store import grid_status
 
+    fmt = "json" if as_json else check_format(fmt)
     study, store, _, _, jobs = _open(study_path, out, data_dir, must_exist=True, simulate=simulate)
     report = grid_status(store, jobs)
-    if as_json:
+    if fmt == "json":
         typer.echo(json.dumps(report, indent=2))
         return
-    table = Table(title=f"{study.name} ({store.root})")
-    table.add_column("model")
-    for col in ("train done", "running", "failed", "missing", "cells done", "running", "failed", "missing"):
-        table.add_column(col, justify="right")
-    for model, r in report["models"].items():
-        t, c = r["train"], r["cells"]
-        table.add_row(model, *(str(t[k]) for k in ("done", "running", "failed", "missing")),
-                      *(str(c[k]) for k in ("done", "running", "failed", "missing")))
-    console.print(table)
+    states = ("done", "running", "failed", "missing")
+    rows = [[model, *(r[part][k] for part in ("train", "cells") for k in states)]
+            for model, r in report["models"].items()]
+    if fmt == "csv":
+        write_csv(["model", *(f"{part}_{k}" for part in ("train", "cells") for k in states)], rows)
+    else:
+        header = ["model", "train done", "running", "failed", "missing", "cells done", "running", "failed", "missing"]
+        print_table(console, f"{study.name} ({store.root})", header, [list(map(str, row)) for row in rows],
+                    key={"model"}, numeric=header[1:])
+    notes = console if fmt == "table" else err_console  # a CSV on stdout stays only the CSV
     for f in report["failed"]:
-        console.print(f"[red]failed[/] {escape(str(f['job']))}: {escape(str(f['error']))} (attempts {f['attempts']}, "
-                      f"traceback {escape(str(f['traceback']))})",
-                      highlight=False, soft_wrap=True)
+        notes.print(f"[red]failed[/] {escape(str(f['job']))}: {escape(str(f['error']))} (attempts {f['attempts']}, "
+                    f"traceback {escape(str(f['traceback']))})",
+                    highlight=False, soft_wrap=True)
     if report["orphans"]:
-        console.print(f"{report['orphans']} jobs in the store belong to an earlier version of the study (not used)")
+        notes.print(f"{report['orphans']} jobs in the store belong to an earlier version of the study (not used)")
 
 
 @app.command("export")
@@ -237,22 +161,14 @@ def export_command(
     out: Annotated[Path, Opt("--out", "-o", help="the results CSV to write")],
     store_dir: Annotated[Path | None, Opt("--store", help="the study's output directory (default: its output_dir)")] = None,
     data_dir: DataOpt = None,
-    with_items: Annotated[bool, Opt("--items", help="also write every per-item score to <stem>.items.parquet")] = False,
+    with_items: Annotated[bool, Opt("--items", help="study 1: also write every per-item score to "
+                                                     "<stem>.items.parquet")] = False,
     simulate: SimulateOpt = False,
 ) -> None:
-    """Write the released-CSV schema (one row per model, source cell, target cell; with --items, also
-    <stem>.items.parquet); for a relatedness study, the per-item frame (CSV) and every per-item record
-    (<stem>.items.parquet)."""
+    """Write the study's exported frame as a CSV: study 1, the released-CSV schema (one row per model,
+    source cell, target cell; with --items, its per-item scores beside it, <stem>.items.parquet);
+    study 2, the per-item frame, and every per-item record beside it (<stem>.items.parquet)."""
     if out.suffix != ".csv":
         raise UserError(f"--out {out}: expected a .csv file")
     study, store, _, _, jobs = _open(study_path, store_dir, data_dir, must_exist=True, simulate=simulate)
-    if study.kind == "relatedness":
-        from transfergrid.relatedness_export import item_frame, item_records
-
-        records = item_records(study, store, jobs)
-        _write_csv(item_frame(records), out)
-        _write_parquet(records, out.with_name(out.stem + ".items.parquet"))
-        console.print(f"wrote {out} ({len(records)} item rows)")
-        return
-    results = _export_to(study, store, jobs, out, out.with_name(out.stem + ".items.parquet") if with_items else None)
-    console.print(f"wrote {out} ({len(results)} rows)")
+    console.print(for_study(study).export_csv(study, store, jobs, out, with_items=with_items).line())

@@ -43,8 +43,8 @@ def train_command(
 ) -> None:
     """Train one adapter on TASK:LANG (train split; validation split for epoch selection)."""
     from transfergrid.prompts import FORMATS
-    from transfergrid.study import TrainingSpec
     from transfergrid.train import train_adapter
+    from transfergrid.training_config import TrainingSpec, spelled_loc
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -54,7 +54,8 @@ def train_command(
         spec = TrainingSpec(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise UserError(f"training option {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        loc = spelled_loc({"training": overrides}, ("training", *first["loc"]))[1:]  # rank, not adapter.r
+        raise UserError(f"training option {'.'.join(map(str, loc))}: {first['msg']}") from None
 
     from transfergrid.data import load_items, resolve_data_dir
 

@@ -34,6 +34,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from transfergrid.cache import cache_dir
 from transfergrid.data.base import (
     Benchmark,
     Row,
@@ -244,7 +245,7 @@ def _ids(root: Path, stamp: tuple) -> dict[str, list[str]]:
     for p in paths:
         if p.is_file():
             digest.update(p.name.encode() + hashlib.sha256(p.read_bytes()).digest())
-    cache = _cache_dir() / f"truthfulqa-ids-{digest.hexdigest()[:20]}.json"
+    cache = cache_dir("data") / f"truthfulqa-ids-{digest.hexdigest()[:20]}.json"
     if cache.is_file():
         try:
             return json.loads(cache.read_text(encoding="utf-8"))
@@ -259,11 +260,6 @@ def _ids(root: Path, stamp: tuple) -> dict[str, list[str]]:
     except OSError:
         pass  # a read-only home only costs the recomputation
     return ids
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("TRANSFERGRID_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "transfergrid"
 
 
 def _compute_ids(root: Path) -> dict[str, list[str]]:

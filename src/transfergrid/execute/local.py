@@ -7,11 +7,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from transfergrid.execute import (
+from transfergrid.execute.schedule import Schedule
+from transfergrid.execute.shared import (
     POLL_S,
     GridProgress,
     RunSummary,
-    Schedule,
     evaluate_batch,
     train_into,
 )

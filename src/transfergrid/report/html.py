@@ -2,24 +2,31 @@
 offered for download as data: URIs. No external URL, so the file can be mailed or archived alone.
 
 `write_report(out_dir, tables, figures, *, title, study=None, extra_sections=())` writes
-out_dir/report.html atomically. Every piece of text is escaped.
+out_dir/report.html atomically. Every piece of text is escaped. This module lays out the page and
+its sections; `headline` makes its top, `html_parts` the tables and figures in it.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as _dt
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from transfergrid.report import style
 from transfergrid.report.figures import FIGURES, FIGURES_BY_NAME
+from transfergrid.report.headline import (
+    configuration,
+    findings,
+    headline_cards,
+    significance_note,
+    study_counts,
+)
+from transfergrid.report.html_parts import render_figure, render_table, table_csv
 
 # (anchor, heading, tables shown in it, one-line introduction)
 SECTIONS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
@@ -63,220 +70,7 @@ TABLE_TITLES = {
     "grid_significance": "Significance of each grid cell",
 }
 
-MAX_ROWS = 25  # longer tables show their head; the full table is in the downloads
-MAX_COLUMNS = 16  # wider tables (the 44 x 44 grid) are shown as their heatmap only
-
 ExtraSection = tuple[str, Iterable, object]
-
-
-# --- formatting --------------------------------------------------------------------------------------
-def _is_p_value(column: str) -> bool:
-    c = column.lower()
-    return c == "p" or c.endswith("_p") or c.startswith("p_") or c == "pvalue"
-
-
-def format_value(value, column: str = "") -> str:
-    """Numbers rounded for reading (p-values to 2 significant digits, the rest to 2 decimals);
-    a missing value is an em dash, never 0."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return "—"
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}" if abs(int(value)) >= 10000 else str(int(value))
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if math.isinf(v):
-            return "∞" if v > 0 else "−∞"
-        if _is_p_value(column):
-            return f"{v:.2g}"
-        if column in ("n", "n_models", "n_recipients", "n_sources", "n_seeds") and v.is_integer():
-            return str(int(v))
-        if v != 0 and abs(v) < 0.01:
-            return f"{v:.2g}"
-        return f"{v:.2f}"
-    return str(value)
-
-
-def _with_index(table: pd.DataFrame) -> pd.DataFrame:
-    """Matrices carry their row labels in the index; other tables use a plain range index."""
-    if isinstance(table.index, pd.RangeIndex) and table.index.name is None:
-        return table
-    return table.reset_index()
-
-
-def table_csv(table: pd.DataFrame) -> str:
-    return _with_index(table).to_csv(index=False)
-
-
-def render_table(name: str, table: pd.DataFrame) -> str:
-    frame = _with_index(table)
-    if frame.shape[1] > MAX_COLUMNS:
-        return (f'<p class="note">{escape(name)}.csv: {frame.shape[0]} × {frame.shape[1] - 1} — too wide to show '
-                "here; see the figure above and the download list.</p>")
-    shown = frame.head(MAX_ROWS)
-    numeric = {c: pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns}
-    head = "".join(f'<th class="{"num" if numeric[c] else "text"}">{escape(str(c))}</th>' for c in frame.columns)
-    rows = []
-    for record in shown.itertuples(index=False, name=None):
-        cells = "".join(f'<td class="{"num" if numeric[c] else "text"}">{escape(format_value(v, str(c)))}</td>'
-                        for c, v in zip(frame.columns, record))
-        rows.append(f"<tr>{cells}</tr>")
-    note = (f'<p class="note">First {MAX_ROWS} of {len(frame):,} rows; the full table is in the downloads.</p>'
-            if len(frame) > MAX_ROWS else "")
-    return (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>{note}')
-
-
-def _png_data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
-
-def _png_size(path: Path) -> tuple[int, int]:
-    """(width, height) in pixels from the PNG's IHDR chunk."""
-    head = Path(path).read_bytes()[:24]
-    if head[:8] != b"\x89PNG\r\n\x1a\n":
-        return 0, 0
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-
-
-def render_figure(png: Path, title: str, caption: str) -> str:
-    # Shown at 100 CSS px per figure inch (the PNG has 150 dpi), so every figure has the same text size
-    # and a square heatmap does not fill the whole screen.
-    width, _ = _png_size(png)
-    size = f' width="{round(width * 100 / style.DPI)}"' if width else ""
-    return (f'<figure id="fig-{escape(Path(png).stem)}"><img alt="{escape(title)}"{size} '
-            f'src="{_png_data_uri(png)}">'
-            f"<figcaption><b>{escape(title)}.</b> {escape(caption)}</figcaption></figure>")
-
-
-# --- header pieces -----------------------------------------------------------------------------------
-def _counts(study, tables: Mapping[str, pd.DataFrame]) -> dict[str, int]:
-    """Models, tasks and languages: from the study when given, else read off the tables."""
-    counts: dict[str, int] = {}
-    if study is not None and hasattr(study, "models") and hasattr(study, "tasks"):
-        return {"models": len(study.models), "tasks": len(study.tasks), "languages": len(study.languages)}
-    if isinstance(study, Mapping):
-        for key in ("models", "tasks", "languages"):
-            value = study.get(key)
-            if isinstance(value, (int, np.integer)):
-                counts[key] = int(value)
-            elif isinstance(value, (list, tuple)):
-                counts[key] = len(value)
-    for key, table, column in (("models", "on_off_task", "model"), ("tasks", "task_roles", "task"),
-                               ("languages", "language_roles", "language")):
-        t = tables.get(table)
-        if key not in counts and isinstance(t, pd.DataFrame) and column in t:
-            counts[key] = int(t[column].nunique())
-    return counts
-
-
-def _flat(value) -> str:
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}={_flat(v)}" for k, v in value.items() if v not in (None, "", [], {}))
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_flat(v) for v in value)
-    return str(value)
-
-
-def _configuration(study) -> list[tuple[str, str]]:
-    if study is None:
-        return []
-    if hasattr(study, "model_dump"):
-        data = study.model_dump(mode="json")
-        data["models"] = [f"{m.get('id')} ({m.get('source')})" if isinstance(m, Mapping) else m
-                          for m in data.get("models", [])]
-        if hasattr(study, "content_hash"):
-            data["content hash"] = study.content_hash()
-    else:
-        data = dict(study)
-    return [(str(k), _flat(v)) for k, v in data.items() if v not in (None, "", [], {})]
-
-
-def _interval(intervals: pd.DataFrame | None, scope: str, rate: str) -> str:
-    """' [low, high]' of a rate from the uplift_intervals table, or ''."""
-    if intervals is None or intervals.empty or f"{rate}_ci_low" not in intervals:
-        return ""
-    row = intervals.loc[intervals["scope"].astype(str) == scope]
-    if row.empty or pd.isna(row.iloc[0][f"{rate}_ci_low"]):
-        return ""
-    return f" [{float(row.iloc[0][f'{rate}_ci_low']):.1f}, {float(row.iloc[0][f'{rate}_ci_high']):.1f}]"
-
-
-def _significance_note(tables: Mapping[str, pd.DataFrame]) -> str:
-    """The line 'k of n transfer cells changed significantly (FDR 5 %), of which h harmful', or why
-    there is none."""
-    from transfergrid.analysis.intervals import ITEMS_UNAVAILABLE, significance_line
-
-    line = significance_line(tables.get("significance_summary"))
-    if line:
-        return f'<p class="significance"><b>{escape(line)}.</b></p>'
-    return f'<p class="note">{escape(ITEMS_UNAVAILABLE[0].upper() + ITEMS_UNAVAILABLE[1:])}.</p>'
-
-
-def _headline(summary: pd.DataFrame | None, intervals: pd.DataFrame | None = None) -> str:
-    if summary is None or summary.empty or "scope" not in summary:
-        return ""
-    table = summary.assign(scope=summary["scope"].astype(str)).set_index("scope")
-    order = [s for s in style.REGIME_ORDER if s in table.index] + [s for s in table.index if s not in style.REGIME_ORDER]
-    cards = []
-    for scope in order:
-        row = table.loc[scope]
-        mean = row.get("mean", np.nan)
-        value = "—" if pd.isna(mean) else f"{float(mean):+.2f} pp"
-        parts = []
-        if "median" in row and pd.notna(row["median"]):
-            parts.append(f"median {float(row['median']):+.2f}")
-        if "n" in row and pd.notna(row["n"]):
-            parts.append(f"{int(row['n']):,} cells")
-        win = "" if pd.isna(row.get("win_rate", np.nan)) else (
-            f'<span class="win">win {float(row["win_rate"]):.1f}%{_interval(intervals, scope, "win")}</span>')
-        harm = "" if pd.isna(row.get("harm_rate", np.nan)) else (
-            f'<span class="harm">harm {float(row["harm_rate"]):.1f}%{_interval(intervals, scope, "harm")}</span>')
-        cards.append(f'<div class="card"><div class="scope">{escape(scope)}{" (all transfer cells)" if scope == "transfer" else ""}</div>'
-                     f'<div class="value">{escape(value)}</div><div class="rates">{win} · {harm}</div>'
-                     f'<div class="note">{escape(" · ".join(parts))}</div></div>')
-    return f'<div class="cards">{"".join(cards)}</div>'
-
-
-def _pick(tables, name: str, query: dict, column: str):
-    t = tables.get(name)
-    if not isinstance(t, pd.DataFrame) or t.empty or column not in t:
-        return None
-    mask = np.ones(len(t), dtype=bool)
-    for k, v in query.items():
-        if k not in t:
-            return None
-        mask &= (t[k] == v).to_numpy()
-    values = t.loc[mask, column]
-    return float(values.iloc[0]) if len(values) and pd.notna(values.iloc[0]) else None
-
-
-def _findings(tables: Mapping[str, pd.DataFrame]) -> str:
-    """The paper's headline findings as they come out of these tables (absent pieces are left out)."""
-    items = []
-    target = _pick(tables, "variance_decomposition", {"subset": "all", "scope": "MT-CL", "spec": "nested",
-                                                      "component": "target"}, "share")
-    resid = _pick(tables, "variance_decomposition", {"subset": "all", "scope": "MT-CL", "spec": "nested",
-                                                     "component": "residual"}, "share")
-    if target is not None and resid is not None:
-        items.append(f"Target language explains {target:.1f} % of the variance in MT-CL (residual {resid:.1f} %; "
-                     "the reference's nested model).")
-    rho = _pick(tables, "ling_correlation", {"distance": "syntax_knn"}, "spearman_rho")
-    p = _pick(tables, "ling_correlation", {"distance": "syntax_knn"}, "spearman_p")
-    if rho is not None and p is not None:
-        items.append(f"Syntactic distance vs MT-CL Δ: Spearman ρ = {rho:.3f} (p {'< 0.001' if p < 1e-3 else f'= {p:.3g}'}).")
-    medians = tables.get("consistency_summary")
-    if isinstance(medians, pd.DataFrame) and not medians.empty:
-        m = medians[medians["variant"] == "model"]
-        if not m.empty:
-            items.append("Consistency Index medians (by model): " + ", ".join(
-                f"{r.regime} {r.median:.2f}" for r in m.itertuples()) + ".")
-    roles = tables.get("task_roles")
-    if isinstance(roles, pd.DataFrame) and not roles.empty and roles["donor"].notna().any():
-        items.append(f"Strongest task donor (CT-ML): {roles.loc[roles['donor'].idxmax(), 'task']}; largest "
-                     f"recipient: {roles.loc[roles['recipient'].idxmax(), 'task']}.")
-    return f'<ul class="findings">{"".join(f"<li>{escape(i)}</li>" for i in items)}</ul>' if items else ""
 
 
 # --- extra sections ----------------------------------------------------------------------------------
@@ -311,20 +105,22 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
     defined = definitions(tolerance)
     pngs = {Path(p).stem: Path(p) for p in figures if Path(p).suffix.lower() == ".png" and Path(p).is_file()}
     generated = generated or _dt.datetime.now().astimezone()
-    counts = _counts(study, tables)
+    counts = study_counts(study, tables)
     name = getattr(study, "name", None) or (study.get("name") if isinstance(study, Mapping) else None)
     meta = [f"study {name}"] if name else []
     meta += [f"{v} {k if v != 1 else k[:-1]}" for k, v in counts.items()]  # "1 model", "2 models"
     if getattr(getattr(study, "evaluation", None), "fewshot", 0):
         meta.append(f"{study.evaluation.fewshot}-shot evaluation")
+    if getattr(getattr(study, "evaluation", None), "cot", False):
+        meta.append("zero-shot and chain-of-thought evaluation")
     meta.append("generated " + generated.strftime("%Y-%m-%d %H:%M %Z").strip())
 
     body: list[str] = []
     nav: list[tuple[str, str]] = []
     if isinstance(tables.get("uplift_summary"), pd.DataFrame) and not tables["uplift_summary"].empty:
-        body.append(f'<section class="headline">{_headline(tables.get("uplift_summary"), tables.get("uplift_intervals"))}'
-                    f'{_significance_note(tables)}{_findings(tables)}</section>')
-    config = _configuration(study)
+        body.append(f'<section class="headline">{headline_cards(tables.get("uplift_summary"), tables.get("uplift_intervals"))}'
+                    f'{significance_note(tables)}{findings(tables)}</section>')
+    config = configuration(study)
     if config:
         nav.append(("configuration", "Configuration"))
         items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in config)
@@ -359,6 +155,8 @@ def build_report(tables: Mapping[str, pd.DataFrame], figures: Iterable[Path], *,
             parts.append(render_figure(path, path.stem.replace("_", " "), caption))
         for table_name, table in _extra_tables(extra):
             parts.append(f"<h3>{escape(table_name.replace('_', ' '))}</h3>")
+            if table_name in defined:  # e.g. cot_comparison
+                parts.append(f'<p class="definition">Definition: {escape(defined[table_name])}</p>')
             parts.append(render_table(table_name, table))
             downloads.setdefault(table_name, table)
         body.append("".join(parts))

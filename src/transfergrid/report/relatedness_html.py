@@ -1,7 +1,7 @@
 """Study 2's whole output folder: tables/*.csv, figures/*.{png,svg} and report.html.
 
-Shared by `transfergrid analyze` (which writes into a staging folder and publishes it) and the end
-of `transfergrid run` on a relatedness study.
+Written by `studies.relatedness.write_analysis` (into a staging folder it then publishes), for both
+`transfergrid analyze` and the end of `transfergrid run` on a relatedness study.
 """
 
 from __future__ import annotations

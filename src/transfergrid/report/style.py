@@ -6,6 +6,8 @@ zero) for Δ; red means harm and blue means gain in every figure.
 
 from __future__ import annotations
 
+import contextlib
+
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision deficiencies.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 
@@ -14,7 +16,6 @@ WIN_COLOUR = "#0072B2"
 HARM_COLOUR = "#D55E00"
 NEUTRAL_COLOUR = "#7f7f7f"
 
-REGIME_ORDER = ["transfer", "MT-ML", "MT-CL", "CT-ML", "CT-CL"]
 VARIANCE_COMPONENTS = ["model", "source", "target", "residual"]
 COMPONENT_COLOURS = {"model": "#0072B2", "source": "#E69F00", "target": "#009E73", "residual": "#BBBBBB"}
 
@@ -83,3 +84,21 @@ dl.config dt { font-weight: 600; } dl.config dd { margin: 0; overflow-wrap: anyw
 ul.downloads { columns: 3 220px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 """
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed), imported only when a figure is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@contextlib.contextmanager
+def rc():
+    """pyplot with the report's settings (`RC`) in force."""
+    plt = pyplot()
+    with plt.rc_context(RC):
+        yield plt

@@ -1,9 +1,11 @@
-"""Store -> the study-2 per-item frame (`analysis.relatedness.ITEM_COLUMNS`).
+"""Study 2 (relatedness vs task alignment): the store → relatedness_items.parquet (every per-item
+record) → the per-item frame (`analysis.relatedness.ITEM_COLUMNS`) → `report.relatedness_html`
+(tables, figures, report.html). The analysis and figures live there; this module only composes.
 
 Every evaluation job of a relatedness study names its `variant` in its spec: "base" (the base
 model, numbered prompt), "ft" (the adapter trained on the pooled source languages, one per seed)
 or "cot" (the base model scoring its answer after its own reasoning). Each job stores one Parquet
-of per-item records per target language (`scoring.ItemScore` / `cot.CotItemScore` dicts; the CoT
+of per-item records per target language (`records.ItemScore` / `cot.CotItemScore` dicts; the CoT
 ones carry the reasoning text). The variant is read off the job, not off the store's cell row, so
 the base and CoT evaluations of one model (both without an adapter) never mix.
 
@@ -14,6 +16,7 @@ the base and CoT evaluations of one model (both without an adapter) never mix.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -21,6 +24,8 @@ from transfergrid.analysis.relatedness import ITEM_COLUMNS, resolve_groups
 from transfergrid.errors import UserError
 from transfergrid.itemfiles import read_cell
 from transfergrid.plan import EVAL, Job
+from transfergrid.studies.base import REPORT_DIR, Analysis, Exported
+from transfergrid.studies.publish import moved, staged, write_csv, write_parquet
 
 ITEMS_FILE = "relatedness_items.parquet"  # in the study's output dir: what `analyze` reads
 LEAD_COLUMNS = ["model", "language", "group", "item", "variant", "seed", "correct"]
@@ -79,8 +84,6 @@ def item_frame(records: pd.DataFrame) -> pd.DataFrame:
 
 def read_item_frame(path) -> pd.DataFrame:
     """The analysis frame from an exported `relatedness_items.parquet`."""
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no exported per-item results")
@@ -92,3 +95,52 @@ def read_item_frame(path) -> pd.DataFrame:
     if frame.empty or not (frame["variant"] == "base").any():
         raise UserError(f"{path}: no base-model results to compare against; run the study first")
     return frame
+
+
+def write_analysis(study, frame: pd.DataFrame, out: Path) -> Analysis:
+    """Every study-2 table, figure and report.html of the per-item `frame` into `out` (built aside
+    and moved into place)."""
+    from transfergrid.report.relatedness_html import write_relatedness_analysis
+
+    with staged(out) as staging:
+        tables, figures, _ = write_relatedness_analysis(study, frame, staging)
+    return Analysis(Path(out), tables, moved(figures, staging, out), Path(out) / "report.html")
+
+
+# --- the study kind -----------------------------------------------------------------------------------
+class RelatednessStudy:
+    name = "relatedness"
+    title = "Relatedness"
+
+    def export(self, study, store, jobs: Sequence[Job], out_dir: Path) -> Exported:
+        records = item_records(study, store, jobs)
+        path = Path(out_dir) / ITEMS_FILE
+        write_parquet(records, path)
+        return Exported(path, len(records), "item records")
+
+    def export_csv(self, study, store, jobs: Sequence[Job], path: Path, *, with_items: bool = True) -> Exported:
+        records = item_records(study, store, jobs)
+        write_csv(item_frame(records), path)
+        write_parquet(records, path.with_name(path.stem + ".items.parquet"))
+        return Exported(path, len(records), "item rows")
+
+    def results_file(self, results_dir: Path) -> Path:
+        return Path(results_dir) / ITEMS_FILE
+
+    def analyze(self, study, results_dir: Path, out: Path, *, tolerance: float = 0.0,
+                study_file: Path | None = None) -> Analysis:
+        """`tolerance` is study 1's win / harm rule; study 2 has none (ignored)."""
+        path = self.results_file(results_dir)
+        if not path.is_file():
+            run = f"transfergrid run {study_file}" if study_file else "transfergrid run"
+            raise UserError(f"{path}: no exported per-item results for study {study.name!r}; run `{run}` first")
+        return write_analysis(study, read_item_frame(path), out)
+
+    def report(self, study, results_dir: Path) -> Analysis | None:
+        frame = item_frame(pd.read_parquet(self.results_file(results_dir)))
+        if not (frame["variant"] == "base").any():  # nothing to compare against yet
+            return None
+        return write_analysis(study, frame, Path(results_dir) / REPORT_DIR)
+
+
+KIND = RelatednessStudy()
