@@ -117,7 +117,6 @@ def run_local_grid(path: Path, out: Path) -> None:
     jobs = simulated_jobs(study)
     plan_s = time.perf_counter() - start
     store = Store(out)
-    store.register(jobs)
     worker = TimedWorker(SimulatedWorker(study))
     order: list = []
     claim = store.claim
@@ -129,24 +128,24 @@ def run_local_grid(path: Path, out: Path) -> None:
         return ok
 
     store.claim = recording_claim
-    import transfergrid.store as store_module
+    import transfergrid.itemfiles as store_module
 
     writes: list[tuple[float, float]] = []
-    write_file = store_module.write_items_file
+    write_file = store_module.write_parquet
 
-    def timed_write(items, target):
+    def timed_write(table, target):
         t0 = time.perf_counter()
-        write_file(items, target)
+        write_file(table, target)
         writes.append((t0, time.perf_counter()))
 
-    store_module.write_items_file = timed_write
+    store_module.write_parquet = timed_write
     start = time.perf_counter()
     summary = run_local(study, store, jobs, Path("."), progress=False, worker=worker)
     run_s = time.perf_counter() - start
     assert summary.ok and len(summary.done) == len(jobs), summary
     cells = sum(len(j.targets) for j in jobs if j.kind != TRAIN)
     work_s = sum(e - s for s, e in worker.spans)
-    store_module.write_items_file = write_file
+    store_module.write_parquet = write_file
     over, files = job_overheads(worker, order, writes)
     print(f"grid: {sum(j.kind == TRAIN for j in jobs)} trainings, {len(jobs) - sum(j.kind == TRAIN for j in jobs)} "
           f"evaluations, {cells} cells")
@@ -236,9 +235,11 @@ def main() -> None:
         run_local_grid(path, local)
         status_s = cli("status", path, "--simulate", "--out", local, "--json")
         export_s = cli("export", path, "--simulate", "--store", local, "--out", root / "results.csv")
+        items_s = cli("export", path, "--simulate", "--store", local, "--out", root / "with-items.csv", "--items")
         size = (local / "transfergrid.sqlite").stat().st_size
-        print(f"status {status_s:.2f} s; export (results.csv + items.parquet) {export_s:.2f} s; "
-              f"SQLite {size / 2**20:.1f} MiB")
+        files = sum(1 for _ in (local / "artifacts" / "items").rglob("*.parquet"))
+        print(f"status {status_s:.2f} s; export (results.csv) {export_s:.2f} s; export --items (and items.parquet) "
+              f"{items_s:.2f} s; SQLite {size / 2**20:.1f} MiB; {files} per-item files")
         start = time.perf_counter()
         from transfergrid.export import export_results
         from transfergrid.simulate import simulated_jobs

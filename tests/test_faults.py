@@ -96,26 +96,27 @@ def test_a_failing_evaluation_is_stored_and_repaired(study, jobs, reference, tmp
 
 
 def test_a_full_disk_fails_the_job_and_leaves_no_partial_file(study, jobs, reference, tmp_path, monkeypatch):
-    import transfergrid.store as store_module
+    from transfergrid import itemfiles
 
     out = tmp_path / "out"
     target = next(j for j in jobs if j.label == EVAL_LABEL)
-    real = store_module.write_items_file
+    real = itemfiles.write_parquet
 
-    def full_disk(items, path):
-        if target.key in str(path) and path.name.startswith(".es.parquet"):
+    def full_disk(table, path):
+        if target.key in str(path):
             path.write_bytes(b"PAR1 half a file")  # the write began, then the disk filled up
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(items, path)
+        real(table, path)
 
-    monkeypatch.setattr(store_module, "write_items_file", full_disk)
+    monkeypatch.setattr(itemfiles, "write_parquet", full_disk)
     _, summary = run(study, jobs, out)
     assert [(label, err) for label, err, _ in summary.failed] == [
         (EVAL_LABEL, "OSError: [Errno 28] No space left on device")]
     assert len(summary.done) == len(jobs) - 1
     assert not list(out.rglob("*.tmp")), "a partial file was left behind"
+    assert not list((out / "artifacts" / "items" / target.key).iterdir())
     assert rows(out, "SELECT COUNT(*) n FROM cell_scores WHERE job_key = ?", target.key)[0]["n"] == 0
-    monkeypatch.setattr(store_module, "write_items_file", real)
+    monkeypatch.setattr(itemfiles, "write_parquet", real)
     assert_repaired(study, jobs, out, reference, EVAL_LABEL)
 
 
@@ -124,12 +125,16 @@ def test_a_deleted_items_file_is_evaluated_again(study, jobs, reference, tmp_pat
     store, summary = run(study, jobs, out)
     assert summary.ok
     target = next(j for j in jobs if j.label == EVAL_LABEL)
-    (store.root / "artifacts" / "items" / target.key / "truthfulqa_mc1" / "es.parquet").unlink()
+    lost = store.items_path(target.key, target.targets[0])
+    in_it = [r["cell"] for r in rows(out, "SELECT cell FROM cell_scores WHERE items_path = ?",
+                                     str(lost.relative_to(out)))]
+    assert sorted(in_it) == sorted(map(str, target.targets))  # a finished evaluation: one file
+    lost.unlink()
     before = rows(out, "SELECT COUNT(*) n FROM events WHERE event = 'cell'")[0]["n"]
     store, summary = run(study, jobs, out)
     assert summary.ok and summary.done == [EVAL_LABEL]
     new = rows(out, "SELECT job_key, cell FROM events WHERE event = 'cell' LIMIT -1 OFFSET ?", before)
-    assert [(r["job_key"], r["cell"]) for r in new] == [(target.key, "truthfulqa_mc1:es")]  # that cell only
+    assert sorted((r["job_key"], r["cell"]) for r in new) == sorted((target.key, c) for c in in_it)  # those only
     pd.testing.assert_frame_equal(export_results(study, store, jobs), reference)
 
 

@@ -143,17 +143,22 @@ def test_finish_refuses_a_train_job_without_its_adapter(tmp_path):
     assert store.statuses()[job.key]["status"] == "running"
 
 
-def test_a_deleted_item_file_sends_the_cell_back(tmp_path):
+def test_a_deleted_item_file_sends_its_cells_back(tmp_path):
     store = Store(tmp_path)
     job = _eval()
     assert store.claim(job)
-    for c in CELLS:
+    for c in CELLS:  # one commit, one file each
         store.commit_cell(job, Cell.parse(c), M, [{"id": "q"}])
-    store.finish(job)
+    store.items_path(job.key, Cell.parse(CELLS[1])).unlink()
+    assert store.done_cells(job.key) == {Cell.parse(CELLS[0])}  # the other file still holds its cell
+    with pytest.raises(RuntimeError, match="not evaluated"):
+        store.finish(job)
+    store.commit_cell(job, Cell.parse(CELLS[1]), M, [{"id": "q"}])
+    store.finish(job)  # both cells gathered into one file
     store.items_path(job.key, Cell.parse(CELLS[1])).unlink()
     assert store.missing([job]) == [job]
-    assert store.done_cells(job.key) == {Cell.parse(CELLS[0])}
-    assert list(store.cell_scores()["cell"]) == [CELLS[0]]
+    assert store.done_cells(job.key) == set()
+    assert store.cell_scores().empty
 
 
 def test_export_seed_statistics(tmp_path):

@@ -7,17 +7,21 @@ and the standard error std/√n. The base model is evaluated once per model (eva
 deterministic) and counts as the same base score for every seed, so its std and SE are 0.
 Only rows of the current study's keys are read, so results of an edited study never mix in.
 After the released schema's columns (unchanged, in their order) come the per-cell uncertainty
-columns computed from the per-item scores (`append_uncertainty`, analysis/uncertainty.py).
+columns computed from the per-item scores (analysis/uncertainty.py). They need every item (21
+million at paper size), so the export reads only the id and correctness columns, each item file
+once (itemfiles.py: one file per evaluation job), and pairs them block by block
+(analysis/paired_blocks.py: the same numbers as `uncertainty.paired_items`, without factorising
+every row); the general path remains for anything that does not pair one to one.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from transfergrid import itemfiles
 from transfergrid.analysis.regimes import regime as cell_regime
 from transfergrid.data.registry import get_benchmark
 from transfergrid.plan import EVAL, Job, is_cot
@@ -55,16 +59,17 @@ def _stats(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, std, std / math.sqrt(n)
 
 
-def export_results(study, store, jobs: Sequence[Job] | None = None, data=None, *, items=None):
+def export_results(study, store, jobs: Sequence[Job] | None = None, data=None, *, items=None, blocks=None):
     """The released-CSV DataFrame of everything the store holds for this study (complete cells:
     a (model, source, target) row needs the base score and at least one fine-tuned seed), followed
-    by the per-cell uncertainty columns (`append_uncertainty`; `items`: export_items' frame, read
-    from the store when not given)."""
+    by the per-cell uncertainty columns (`append_uncertainty`), from `items` (export_items' frame)
+    when given, else from `blocks` (`item_blocks`, read from the store when not given)."""
     import pandas as pd
 
     jobs = _jobs(study, jobs, data)
     evals = [j for j in jobs if j.kind == EVAL]
-    scores = store.cell_scores(j.key for j in evals)
+    scores = store.cell_scores((j.key for j in evals), columns=None if items is not None or blocks is not None
+                               else [*SCORE_COLUMNS, *BLOCK_COLUMNS])
     # (job key, cell) -> (acc, acc_norm): plain dict lookups, not DataFrame.loc (52,668 cells at paper size)
     cell = dict(zip(zip(scores["job_key"], scores["cell"]), zip(scores["acc"].astype(float),
                                                                  scores["acc_norm"].astype(float))))
@@ -112,27 +117,56 @@ def export_results(study, store, jobs: Sequence[Job] | None = None, data=None, *
             rows.append(row)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if items is None:
-        items = export_items(study, store, jobs)
-    frame = append_uncertainty(frame, items, study)
+        if blocks is None:
+            blocks = item_blocks(study, store, jobs, columns=PAIRED_COLUMNS, rows=scores)
+        frame = append_uncertainty(frame, None, study, blocks=blocks,
+                                   items_frame=lambda: export_items(study, store, jobs))
+    else:
+        frame = append_uncertainty(frame, items, study)
     if study.evaluation.fewshot:  # k-shot scores say so (a column after the released schema's)
         frame["fewshot"] = study.evaluation.fewshot
     return frame
 
 
-def append_uncertainty(results, items, study):
+PAIRED_COLUMNS = ("id", "correct", "correct_norm", "task", "lang")  # what the uncertainty columns read
+SCORE_COLUMNS = ("cell", "acc", "acc_norm")  # the cell_scores columns of the released-CSV part
+BLOCK_COLUMNS = ("cell", "items_path", "model", "variant", "seed", "task", "lang")  # those of `item_blocks`
+
+
+def append_uncertainty(results, items, study, *, blocks=None, items_frame=None):
     """`results` with the uncertainty columns of analysis/uncertainty.py appended after the released
     schema (whose columns stay as they are): delta_p_value (exact McNemar), delta_ci_low /
     delta_ci_high (paired item bootstrap, pp), delta_q_value (Benjamini-Hochberg over the grid),
-    delta_n_items, delta_n_improved, delta_n_harmed; empty where a cell has no per-item results."""
+    delta_n_items, delta_n_improved, delta_n_harmed; empty where a cell has no per-item results.
+    From `items` (export_items' frame) or `blocks` (`item_blocks`: paired block by block; where they
+    do not pair one to one, `items_frame()` gives the frame for the general path)."""
+    import pandas as pd
+
+    from transfergrid.analysis import paired_blocks as PB
     from transfergrid.analysis import uncertainty as U
 
     out = results.copy()
-    if out.empty or not U.has_item_scores(items):
-        for column in U.COLUMNS:
-            out[column] = float("nan")
-        return out
-    # strict=False: a study still running may have adapter scores of a cell whose base is not in yet
-    cells = U.cell_uncertainty(items, lambda task: headline_uses_norm(study, task), strict=False)
+
+    def uses_norm(task):
+        return headline_uses_norm(study, task)
+
+    cells = None
+    if blocks is not None:
+        rows, table = blocks[0], blocks[1]
+        if out.empty or table is None or not {"task", "lang", "id", "correct"} <= set(table.column_names):
+            items = None
+        else:
+            frame = pd.DataFrame({"model": rows["model"].to_numpy(), "variant": rows["variant"].to_numpy(),
+                                  "task": rows["task"].to_numpy(), "lang": rows["lang"].to_numpy(), "n": blocks[2]})
+            # strict=False: a study still running may have adapter scores of a cell whose base is not in yet
+            cells = PB.cell_uncertainty(frame, table, uses_norm, strict=False)
+            items = items_frame() if cells is None else None
+    if cells is None:
+        if out.empty or not U.has_item_scores(items):
+            for column in U.COLUMNS:
+                out[column] = float("nan")
+            return out
+        cells = U.cell_uncertainty(items, uses_norm, strict=False)
     cells = cells[[*U.KEYS, *U.COLUMNS]].astype({k: object for k in U.KEYS})
     return out.astype({k: object for k in U.KEYS}).merge(cells, on=U.KEYS, how="left")[[*COLUMNS, *U.COLUMNS]]
 
@@ -146,25 +180,37 @@ def export_items(study, store, jobs: Sequence[Job] | None = None, data=None):
     return pd.DataFrame() if table is None else table.to_pandas()
 
 
-def items_table(study, store, jobs: Sequence[Job] | None = None, data=None):
+def item_blocks(study, store, jobs: Sequence[Job] | None = None, data=None, columns=None, rows=None):
+    """(cell_scores rows of the study's evaluations in export order, their items as one Arrow table
+    or None, rows per cell): `columns` only (all when None; ids, tasks and languages of a column
+    subset read dictionary-encoded), every item file read once. `rows`: those rows, if just read."""
+    jobs = _jobs(study, jobs, data)
+    evals = {j.key for j in jobs if j.kind == EVAL}
+    for attempt in range(3):
+        if rows is None or attempt:
+            rows = store.cell_scores(evals, columns=BLOCK_COLUMNS)
+        try:
+            table, counts = itemfiles.read_blocks(store.root, list(zip(rows["items_path"], rows["cell"])), columns,
+                                                  dictionary=("id", "task", "lang") if columns else ())
+            return rows, table, np.asarray(counts, dtype=np.int64)
+        except FileNotFoundError:  # a running job gathered its files into one since the query
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def items_table(study, store, jobs: Sequence[Job] | None = None, data=None, blocks=None):
     """`export_items` as one Arrow table (None if nothing is stored): no pandas objects per item,
-    so the paper's 21 million simulated item rows fit in a few hundred MB."""
+    so the paper's 21 million simulated item rows fit in a few hundred MB. `blocks`: `item_blocks`
+    with every column, when already read."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    jobs = _jobs(study, jobs, data)
-    evals = {j.key: j for j in jobs if j.kind == EVAL}
-    rows = store.cell_scores(evals)
-    if rows.empty:
+    rows, table, counts = blocks if blocks is not None else item_blocks(study, store, jobs, data)
+    if table is None:
         return None
-    paths = [str(store.root / p) for p in rows["items_path"]]
-    # Parquet reads release the GIL: a few threads hide the per-file latency (52,668 files at paper size)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        tables = list(pool.map(pq.read_table, paths))
-    table = pa.concat_tables(tables, promote_options="default")
-    row_of_item = pa.array(np.repeat(np.arange(len(tables)), [t.num_rows for t in tables]))
+    row_of_item = pa.array(np.repeat(np.arange(len(counts)), counts))
     seeds = pa.array([None if pd.isna(s) else int(s) for s in rows["seed"]], type=pa.int64())  # NaN: the base model
     front = {"model": pa.array(rows["model"].astype(str)), "variant": pa.array(rows["variant"].astype(str)),
              "seed": seeds}

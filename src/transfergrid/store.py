@@ -4,20 +4,21 @@ Layout of the output directory::
 
     transfergrid.sqlite                         jobs, cell_scores, events
     artifacts/adapters/<train key>/             PEFT adapter + transfergrid.json (written by train)
-    artifacts/items/<eval key>/<task>/<lang>.parquet   per-item scores of one target cell
+    artifacts/items/<eval key>/<token>.parquet  per-item scores of a commit batch; once the job is
+                                                done, all its cells in one file (itemfiles.py)
     artifacts/logs/<key>.txt                    traceback of the last failure
 
 Crash safety: every write that makes something count is one SQLite transaction, and the files it
-refers to are complete before it commits (Parquet: temporary file + `os.replace`; adapters:
-`train_adapter` renames a finished directory into place). A process killed at any instant leaves
-at worst an unreferenced file (a Parquet with no row, a temporary file, a training scratch
+refers to are complete before it commits (Parquet: temporary file + `os.replace`, a new name each
+time; adapters: `train_adapter` renames a finished directory into place). A kill at any instant
+leaves at worst an unreferenced file (a Parquet no row names, a temporary file, a training scratch
 directory); `clean_leftovers` removes those when the next run starts.
 
 Scale (docs/benchmarks.md, "Grid scale"): done work is checked against its files once, when a run
-starts (`missing`, a few bulk queries and one directory listing per evaluation); during the run the
-executors keep the done keys in memory and read only the events appended since their last look
-(`changes`). A scheduling step is then one claim transaction, and an evaluation's cells are
-committed in batches, one transaction each (`commit_cells`), the last one also marking the job done.
+starts (`missing`); then the executors keep the done keys in memory and read only the events
+appended since their last look (`changes`). A step is one claim transaction; an evaluation's cells
+are committed in batches, one transaction and one Parquet file each (`commit_cells`), the last one
+also marking the job done and gathering its files into one.
 
 Claims: a job is claimed in a `BEGIN IMMEDIATE` transaction (one writer at a time), only when it
 is pending, failed before this run began, or running under a claim that is dead (its process is
@@ -40,8 +41,11 @@ from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from transfergrid.leftovers import (
-    grid_status,  # re-exported: `status` and tests import it from here
+from transfergrid import itemfiles
+from transfergrid.leftovers import (  # re-exported: `status`, executors and tests import them from here
+    check_done,
+    grid_status,
+    verify_adapter,
 )
 from transfergrid.plan import EVAL, TRAIN, Job
 from transfergrid.records import Cell
@@ -98,28 +102,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def verify_adapter(path: Path, key: str) -> str | None:
-    """None if `path` holds the finished adapter of train job `key`, else what is wrong."""
-    if not path.is_dir():
-        return "adapter directory is missing"
-    meta_file = path / "transfergrid.json"
-    if not meta_file.is_file():
-        return "transfergrid.json is missing"
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "transfergrid.json is not valid JSON"
-    if key not in (meta.get("key"), (meta.get("meta") or {}).get("key")):
-        return "transfergrid.json belongs to another job"
-    if (path / "adapter_config.json").is_file():
-        weights = [p for p in path.iterdir() if p.name.startswith("adapter_model.")]
-    else:  # full fine-tuning: a whole model directory
-        weights = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin")]
-    if not weights or any(p.stat().st_size == 0 for p in weights):
-        return "adapter weights are missing or empty"
-    return None
-
-
 class Store:
     """The store of one output directory. One instance per process (it owns a claim token)."""
 
@@ -170,8 +152,11 @@ class Store:
     def adapter_dir(self, train_key: str) -> Path:
         return self.root / "artifacts" / "adapters" / train_key
 
-    def items_path(self, eval_key: str, cell: Cell) -> Path:
-        return self.root / "artifacts" / "items" / eval_key / cell.task / f"{cell.lang}.parquet"
+    def items_path(self, eval_key: str, cell: Cell) -> Path | None:
+        """The file holding the committed per-item results of `cell` (None: not committed)."""
+        row = self._db.execute("SELECT items_path FROM cell_scores WHERE job_key = ? AND cell = ?",
+                               (eval_key, str(cell))).fetchone()
+        return None if row is None else self.root / row[0]
 
     def log_path(self, key: str) -> Path:
         return self.root / "artifacts" / "logs" / f"{key}.txt"
@@ -183,12 +168,10 @@ class Store:
         return {r["key"]: r for r in rows if wanted is None or r["key"] in wanted}
 
     def missing(self, jobs: Sequence[Job], reuse: bool = False) -> list[Job]:
-        """The jobs not done yet (in the given order), after checking that done work is intact:
-        a done train job needs its verified adapter, a done eval job the Parquet of every cell.
-        Bulk work, meant for the start of a run: two queries, one adapter check per done training
-        and one directory listing per task of a done evaluation. With `reuse`, an earlier check of
-        the same jobs by this instance counts if no job was finished or reset since (`run` counts
-        what is missing, then the executor starts: one check, not two)."""
+        """The jobs not done yet (in the given order), after checking that done work is intact
+        (`leftovers.check_done`: bulk work, meant for the start of a run). With `reuse`, an earlier
+        check of the same jobs by this instance counts if no job was finished or reset since (`run`
+        counts what is missing, then the executor starts: one check, not two)."""
         keys = tuple(j.key for j in jobs)
         if reuse and self._checked is not None and self._checked[0] == keys:
             cursor, todo = self._checked[1], self._checked[2]
@@ -197,71 +180,33 @@ class Store:
                 self._checked = (keys, cursor, todo)
                 return [j for j in jobs if j.key in todo]
         cursor = self.event_cursor()
-        out = self._check(jobs)
+        out = check_done(self, jobs)
         self._checked = (keys, cursor, {j.key for j in out})
         return out
 
-    def _check(self, jobs: Sequence[Job]) -> list[Job]:
-        status = {r[0]: r[1] for r in self._db.execute("SELECT key, status FROM jobs")}
-        cells = self.committed_cells()
-        out = []
-        for job in jobs:
-            if status.get(job.key) != "done":
-                out.append(job)
-            elif job.kind == TRAIN:
-                problem = verify_adapter(self.adapter_dir(job.key), job.key)
-                if problem:
-                    self._reset(job.key, f"{job.label}: {problem} ({self.adapter_dir(job.key)}); "
-                                         "it will be trained again")
-                    out.append(job)
-            else:
-                present = self._item_files(job.key)
-                lost = [c for c in job.targets if str(c) in cells.get(job.key, ())
-                        and (c.task, c.lang) not in present]
-                if lost:
-                    with self._write() as db:
-                        db.executemany("DELETE FROM cell_scores WHERE job_key = ? AND cell = ?",
-                                       [(job.key, str(c)) for c in lost])
-                    self._reset(job.key, f"{job.label}: per-item results of {', '.join(map(str, lost))} are "
-                                         "missing; those cells will be evaluated again")
-                    out.append(job)
-        return out
-
-    def _item_files(self, key: str) -> set[tuple[str, str]]:
-        """(task, lang) of the per-item Parquet files present for eval job `key`."""
-        found = set()
-        root = self.root / "artifacts" / "items" / key
-        try:
-            tasks = [e for e in os.scandir(root) if e.is_dir()]
-        except FileNotFoundError:
-            return found
-        for task in tasks:
-            for e in os.scandir(task.path):
-                if e.name.endswith(".parquet") and not e.name.startswith("."):
-                    found.add((task.name, e.name[: -len(".parquet")]))
-        return found
-
-    def committed_cells(self) -> dict[str, set[str]]:
-        """job key -> the cells with a committed row (one query)."""
-        out: dict[str, set[str]] = {}
-        for key, cell in self._db.execute("SELECT job_key, cell FROM cell_scores"):
-            out.setdefault(key, set()).add(cell)
+    def item_files(self, key: str | None = None) -> dict[str, dict[str, str]]:
+        """job key -> {cell: items_path} of the committed cells (of `key`, or all: one query)."""
+        query, args = "SELECT job_key, cell, items_path FROM cell_scores", ()
+        if key is not None:
+            query, args = query + " WHERE job_key = ?", (key,)
+        out: dict[str, dict[str, str]] = {}
+        for k, cell, path in self._db.execute(query, args):
+            out.setdefault(k, {})[cell] = path
         return out
 
     def cell_counts(self) -> dict[str, int]:
         """job key -> number of committed cells (one query)."""
         return dict(self._db.execute("SELECT job_key, COUNT(*) FROM cell_scores GROUP BY job_key").fetchall())
 
-    def _reset(self, key: str, why: str) -> None:
+    def reset(self, key: str, why: str, lost_cells: Sequence[str] = ()) -> None:
+        """Send a done job back to pending (its artifacts were found broken), forgetting the
+        committed cells `lost_cells` (their per-item files are gone), in one transaction."""
         log.warning(why)
         with self._write() as db:
+            db.executemany("DELETE FROM cell_scores WHERE job_key = ? AND cell = ?", [(key, c) for c in lost_cells])
             db.execute("UPDATE jobs SET status = 'pending', error = ? WHERE key = ? AND status = 'done'", (why, key))
             db.execute("INSERT INTO events (at, job_key, event, worker) VALUES (?, ?, 'reset', ?)",
                        (time.time(), key, self.worker))
-
-    def reset(self, key: str, why: str) -> None:
-        """Send a done job back to pending (its artifacts were found broken)."""
-        self._reset(key, why)
 
     def event_cursor(self) -> int:
         """The position of the last event (for `changes`)."""
@@ -274,25 +219,11 @@ class Store:
                                 "AND event IN ('done', 'reset') ORDER BY rowid", (since,)).fetchall()
         return max(self.event_cursor(), since), [(r[1], r[2]) for r in rows]
 
-    # --- leftovers of killed runs ------------------------------------------------------------
-    def live_claims(self) -> set[str]:
-        """Keys running under a claim that is alive (this process's own included)."""
-        now = time.time()
-        rows = self._db.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
-        return {r["key"] for r in rows if r["worker"] == self.worker or not self._claim_dead(r, now)}
-
     def clean_leftovers(self) -> list[Path]:
         """Remove what killed jobs left behind (`leftovers.clean_leftovers`); returns the paths."""
         from transfergrid.leftovers import clean_leftovers
 
         return clean_leftovers(self)
-
-    def is_done(self, key: str) -> bool:
-        row = self._db.execute("SELECT status FROM jobs WHERE key = ?", (key,)).fetchone()
-        return row is not None and row["status"] == "done"
-
-    def adapter_ready(self, train_key: str) -> bool:
-        return self.is_done(train_key) and verify_adapter(self.adapter_dir(train_key), train_key) is None
 
     # --- claims ---------------------------------------------------------------------------
     def _claim_dead(self, row: sqlite3.Row, now: float) -> bool:
@@ -360,70 +291,70 @@ class Store:
 
     # --- results --------------------------------------------------------------------------
     def done_cells(self, key: str, check_files: bool = True) -> set[Cell]:
-        rows = self._db.execute("SELECT cell FROM cell_scores WHERE job_key = ?", (key,)).fetchall()
-        cells = {Cell.parse(r["cell"]) for r in rows}
-        if check_files:
-            cells = {c for c in cells if self.items_path(key, c).is_file()}
-        return cells
+        files = self.item_files(key).get(key, {})
+        present = {p for p in set(files.values()) if not check_files or (self.root / p).is_file()}
+        return {Cell.parse(c) for c, p in files.items() if p in present}
 
     def commit_cell(self, job: Job, cell: Cell, metrics: dict, items, seconds: float = 0.0) -> None:
-        """Write the cell's per-item Parquet, then commit its row (the cell now counts)."""
-        self.commit_cells(job, [(cell, metrics, items, seconds)])
+        self.commit_cells(job, [(cell, metrics, items, seconds)])  # one cell: its file, then its row
 
     def commit_cells(self, job: Job, results: Sequence[tuple], finish: bool = False) -> None:
         """Commit evaluated cells `(cell, metrics, items, seconds)` of a claimed job in one
-        transaction, after writing their Parquet files; with `finish`, the same transaction marks
-        the job done (it must then have a row for every target cell). `items` is a list of row
-        dicts or a dict of columns."""
-        paths = [self._write_items(job, cell, items) for cell, _, items, _ in results]
+        transaction, after writing their per-item file (one per batch, `itemfiles.write_cells`);
+        with `finish`, the same transaction marks the job done (it must then have a row for every
+        target cell) and points every cell of the job at one file, written with the job's earlier
+        batches gathered in. `items` is a list of row dicts or a dict of columns."""
+        batch = [(str(cell), items) for cell, _, items, _ in results]
+        earlier = {c: p for c, p in self.item_files(job.key).get(job.key, {}).items()
+                   if c not in {c for c, _ in batch}} if finish else {}
+        gather = len(set(earlier.values())) > (0 if batch else 1)
+        path = itemfiles.new_path(self.root, job.key)
+        if batch or gather:
+            itemfiles.write_cells([*batch, *(itemfiles.read_cells(self.root, earlier) if gather else [])], path)
+        rel = str(path.relative_to(self.root))
         s = job.spec
-        if s.get("variant") == "cot":
-            variant = "cot"
-        else:
-            variant = "base" if job.adapter_key is None else s["source_cell"]
+        variant = "cot" if s.get("variant") == "cot" else "base" if job.adapter_key is None else s["source_cell"]
         now = time.time()
         rows = [(job.key, str(cell), cell.task, cell.lang, s["model"], variant, s.get("seed"), int(m["n"]),
-                 m["acc"], m["acc_norm"], m.get("acc_bytes"), str(path.relative_to(self.root)), sec, now,
-                 self.worker) for (cell, m, _, sec), path in zip(results, paths)]
-        with self._write() as db:
-            self._owned(db, job.key)
-            db.executemany("INSERT OR REPLACE INTO cell_scores (job_key, cell, task, lang, model, variant, seed, n, "
-                           "acc, acc_norm, acc_bytes, items_path, seconds, created, worker) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            db.execute("UPDATE jobs SET heartbeat = ? WHERE key = ?", (now, job.key))
-            db.executemany("INSERT INTO events (at, job_key, event, cell, worker) VALUES (?, ?, 'cell', ?, ?)",
-                           [(now, job.key, str(cell), self.worker) for cell, *_ in results])
-            if finish:
-                have = {r[0] for r in db.execute("SELECT cell FROM cell_scores WHERE job_key = ?", (job.key,))}
-                left = [str(c) for c in job.targets if str(c) not in have]
-                if left:
-                    raise RuntimeError(f"{job.label}: cells not evaluated: {', '.join(left)}")
-                self._mark_done(db, job, now)
-
-    def _write_items(self, job: Job, cell: Cell, items) -> Path:
-        path = self.items_path(job.key, cell)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{self.worker.replace(':', '-')}.tmp")
+                 m["acc"], m["acc_norm"], m.get("acc_bytes"), rel, sec, now, self.worker)
+                for cell, m, _, sec in results]
         try:
-            write_items_file(items, tmp)
-            os.replace(tmp, path)
+            with self._write() as db:
+                self._owned(db, job.key)
+                db.executemany("INSERT OR REPLACE INTO cell_scores (job_key, cell, task, lang, model, variant, seed, "
+                               "n, acc, acc_norm, acc_bytes, items_path, seconds, created, worker) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                db.execute("UPDATE jobs SET heartbeat = ? WHERE key = ?", (now, job.key))
+                db.executemany("INSERT INTO events (at, job_key, event, cell, worker) VALUES (?, ?, 'cell', ?, ?)",
+                               [(now, job.key, str(cell), self.worker) for cell, *_ in results])
+                if finish:
+                    have = {r[0] for r in db.execute("SELECT cell FROM cell_scores WHERE job_key = ?", (job.key,))}
+                    left = [str(c) for c in job.targets if str(c) not in have]
+                    if left:
+                        raise RuntimeError(f"{job.label}: cells not evaluated: {', '.join(left)}")
+                    if gather:
+                        db.execute("UPDATE cell_scores SET items_path = ? WHERE job_key = ?", (rel, job.key))
+                    self._mark_done(db, job, now)
         except BaseException:
-            tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+            path.unlink(missing_ok=True)  # no row names it
             raise
-        return path
+        for old in set(earlier.values()) if gather else ():  # gathered: no row names them any more
+            (self.root / old).unlink(missing_ok=True)
 
     def finish(self, job: Job) -> None:
-        """Mark a claimed job done; a train job only once its adapter verifies."""
+        """Mark a claimed job done; a train job only once its adapter verifies, an evaluation once
+        every target cell is committed with its per-item file (then gathered into one file)."""
         if job.kind == TRAIN:
             problem = verify_adapter(self.adapter_dir(job.key), job.key)
             if problem:
                 raise RuntimeError(f"{job.label}: {problem} after training ({self.adapter_dir(job.key)})")
-        else:
-            left = [c for c in job.targets if c not in self.done_cells(job.key)]
-            if left:
-                raise RuntimeError(f"{job.label}: cells not evaluated: {', '.join(map(str, left))}")
-        with self._write() as db:
-            self._mark_done(db, job, time.time())
+            with self._write() as db:
+                self._mark_done(db, job, time.time())
+            return
+        left = [c for c in job.targets if c not in self.done_cells(job.key)]
+        if left:
+            raise RuntimeError(f"{job.label}: cells not evaluated: {', '.join(map(str, left))}")
+        self.commit_cells(job, [], finish=True)
 
     def _mark_done(self, db: sqlite3.Connection, job: Job, now: float) -> None:
         self._owned(db, job.key)
@@ -454,24 +385,15 @@ class Store:
             db.execute("UPDATE jobs SET status = 'pending' WHERE key = ? AND worker = ? AND status = 'running'",
                        (job.key, self.worker))
 
-    # --- reading ----------------------------------------------------------------------------
-    def cell_scores(self, keys: Iterable[str] | None = None):
-        """The cell_scores rows (of `keys`, if given) as a DataFrame."""
+    def cell_scores(self, keys: Iterable[str] | None = None, columns: Sequence[str] | None = None):
+        """The cell_scores rows (of `keys`, if given; `columns` only) as a DataFrame."""
         import pandas as pd
 
-        frame = pd.read_sql_query("SELECT * FROM cell_scores ORDER BY job_key, cell", self._db)
+        what = "*" if columns is None else ", ".join(dict.fromkeys(["job_key", *columns]))
+        frame = pd.read_sql_query(f"SELECT {what} FROM cell_scores ORDER BY job_key, cell", self._db)
         if keys is not None:
             frame = frame[frame["job_key"].isin(set(keys))].reset_index(drop=True)
         return frame
-
-
-def write_items_file(items, path: Path) -> None:
-    """Per-item records (row dicts or a dict of columns) as one Parquet file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.table(items) if isinstance(items, dict) else pa.Table.from_pylist(list(items))
-    pq.write_table(table, path)
 
 
 __all__ = ["DB_NAME", "EVAL", "TRAIN", "LostClaim", "Store", "grid_status", "verify_adapter"]

@@ -161,11 +161,14 @@ def export_command(
     out: Annotated[Path, Opt("--out", "-o", help="the results CSV to write")],
     store_dir: Annotated[Path | None, Opt("--store", help="the study's output directory (default: its output_dir)")] = None,
     data_dir: DataOpt = None,
+    with_items: Annotated[bool, Opt("--items", help="study 1: also write every per-item score to "
+                                                     "<stem>.items.parquet")] = False,
     simulate: SimulateOpt = False,
 ) -> None:
-    """Write the study's exported frame as a CSV and its per-item records beside it (<stem>.items.parquet):
-    study 1, the released-CSV schema (one row per model, source cell, target cell); study 2, the per-item frame."""
+    """Write the study's exported frame as a CSV: study 1, the released-CSV schema (one row per model,
+    source cell, target cell; with --items, its per-item scores beside it, <stem>.items.parquet);
+    study 2, the per-item frame, and every per-item record beside it (<stem>.items.parquet)."""
     if out.suffix != ".csv":
         raise UserError(f"--out {out}: expected a .csv file")
     study, store, _, _, jobs = _open(study_path, store_dir, data_dir, must_exist=True, simulate=simulate)
-    console.print(for_study(study).export_csv(study, store, jobs, out).line())
+    console.print(for_study(study).export_csv(study, store, jobs, out, with_items=with_items).line())

@@ -58,9 +58,9 @@ class StudyKind(Protocol):
     def export(self, study, store, jobs: Sequence, out_dir: Path) -> Exported:
         """Write the kind's exported files into the results folder `out_dir` (what `analyze` reads)."""
 
-    def export_csv(self, study, store, jobs: Sequence, path: Path) -> Exported:
+    def export_csv(self, study, store, jobs: Sequence, path: Path, *, with_items: bool = True) -> Exported:
         """`transfergrid export`: the kind's frame as the CSV `path`, its per-item records beside it
-        (<stem>.items.parquet)."""
+        (<stem>.items.parquet; study 1 only `with_items`, `export --items`)."""
 
     def results_file(self, results_dir: Path) -> Path:
         """The exported file in `results_dir` that the analysis reads."""

@@ -22,6 +22,7 @@ import pandas as pd
 
 from transfergrid.analysis.relatedness import ITEM_COLUMNS, resolve_groups
 from transfergrid.errors import UserError
+from transfergrid.itemfiles import read_cell
 from transfergrid.plan import EVAL, Job
 from transfergrid.studies.base import REPORT_DIR, Analysis, Exported
 from transfergrid.studies.publish import moved, staged, write_csv, write_parquet
@@ -52,7 +53,7 @@ def item_records(study, store, jobs: Sequence[Job]) -> pd.DataFrame:
     for _, row in store.cell_scores(evals).iterrows():
         job = evals[row["job_key"]]
         variant = variant_of(job)
-        stored = pd.read_parquet(store.root / row["items_path"])
+        stored = read_cell(store.root, row["items_path"], row["cell"]).to_pandas()
         frame = pd.DataFrame({
             "model": job.model,
             "language": row["lang"],
@@ -117,7 +118,7 @@ class RelatednessStudy:
         write_parquet(records, path)
         return Exported(path, len(records), "item records")
 
-    def export_csv(self, study, store, jobs: Sequence[Job], path: Path) -> Exported:
+    def export_csv(self, study, store, jobs: Sequence[Job], path: Path, *, with_items: bool = True) -> Exported:
         records = item_records(study, store, jobs)
         write_csv(item_frame(records), path)
         write_parquet(records, path.with_name(path.stem + ".items.parquet"))

@@ -166,23 +166,29 @@ class TransferStudy:
     name = "transfer"
     title = "Transfer"
 
-    def _frames(self, study, store, jobs):
-        from transfergrid.export import export_results, items_table
-
-        table = items_table(study, store, jobs)  # one read of the per-item files: uncertainty and items
-        items = pd.DataFrame() if table is None else table.to_pandas()
-        return export_results(study, store, jobs, items=items), table
-
     def export(self, study, store, jobs: Sequence, out_dir: Path) -> Exported:
         return self.export_csv(study, store, jobs, Path(out_dir) / RESULTS_FILE, items=Path(out_dir) / ITEMS_FILE)
 
-    def export_csv(self, study, store, jobs: Sequence, path: Path, *, items: Path | None = None) -> Exported:
+    def export_csv(self, study, store, jobs: Sequence, path: Path, *, items: Path | None = None,
+                   with_items: bool = True) -> Exported:
+        """results.csv at `path` and the per-item scores at `items` (default <stem>.items.parquet), from
+        one read of the item files; `with_items=False` (`export` without --items): the CSV alone, its
+        uncertainty columns from the ids and correctness columns only (docs/benchmarks.md, Grid scale)."""
         from transfergrid.cot_export import write_cot_results
-        from transfergrid.export import write_table
+        from transfergrid.export import (
+            export_results,
+            item_blocks,
+            items_table,
+            write_table,
+        )
 
-        results, table = self._frames(study, store, jobs)
+        if with_items:
+            blocks = item_blocks(study, store, jobs)
+            results = export_results(study, store, jobs, blocks=blocks)
+            write_table(items_table(study, store, jobs, blocks=blocks), items or path.with_name(path.stem + ".items.parquet"))
+        else:
+            results = export_results(study, store, jobs)
         write_csv(results, path)
-        write_table(table, items or path.with_name(path.stem + ".items.parquet"))
         write_cot_results(study, store, jobs, path, write_csv)  # <stem>_cot.csv with evaluation.cot
         return Exported(path, len(results), "rows")
 
