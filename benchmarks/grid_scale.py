@@ -59,16 +59,17 @@ class TimedWorker:
 
 
 def study_file(models: int, where: Path) -> Path:
-    """The paper's study file, or the same with its first `models` models."""
+    """The paper's study file, or the same with its first `models` models (a study file's
+    `[[models]]` replaces the profile's list whole)."""
     if models >= 9:
         return STUDY
-    text = STUDY.read_text(encoding="utf-8")
-    head, *blocks = text.split("[[models]]")
-    last = blocks[-1]
-    rest = last[last.index("\n[grid]"):]
-    blocks[-1] = last[:last.index("\n[grid]")]
+    from transfergrid.profiles import get_profile
+
+    chosen = get_profile("donors-recipients")["models"][:models]
+    blocks = "".join(f'\n[[models]]\nid = "{m["id"]}"\nsource = "{m["source"]}"\ndtype = "{m["dtype"]}"\n'
+                     for m in chosen)
     path = where / "study.toml"
-    path.write_text(head + "".join("[[models]]" + b for b in blocks[:models]) + rest, encoding="utf-8")
+    path.write_text(STUDY.read_text(encoding="utf-8") + blocks, encoding="utf-8")
     return path
 
 
