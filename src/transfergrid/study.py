@@ -97,12 +97,11 @@ class GridSpec(Spec):
                 expand_sources(self.sources, self.tasks, self.languages)
             except ValueError as exc:
                 raise ValueError(f"sources: {exc}") from None
-        for name in ("targets",):
-            for text in getattr(self, name) or []:
-                task, sep, lang = text.partition(":")
-                if not sep or task not in self.tasks or lang not in self.languages:
-                    raise ValueError(f"{name}: {text!r} is not a TASK:LANG cell of the grid "
-                                     f"(tasks {self.tasks}, languages {self.languages})")
+        for text in self.targets or []:
+            task, sep, lang = text.partition(":")
+            if not sep or task not in self.tasks or lang not in self.languages:
+                raise ValueError(f"targets: {text!r} is not a TASK:LANG cell of the grid "
+                                 f"(tasks {self.tasks}, languages {self.languages})")
         for text in self.extra_targets:
             task, sep, lang = text.partition(":")
             if not sep or not task or not lang:
@@ -293,7 +292,7 @@ class Study(Spec):
             from transfergrid.composition import expand_sources
 
             return expand_sources(self.grid.sources, self.grid.tasks, self.grid.languages)
-        return [(c,) for c in self.source_cells()] if self.kind == "relatedness" else [(c,) for c in self.cells()]
+        return [(c,) for c in (self.source_cells() if self.kind == "relatedness" else self.cells())]
 
     def target_cells(self) -> list[Cell]:
         if self.kind == "relatedness":
