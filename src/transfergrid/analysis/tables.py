@@ -18,9 +18,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from transfergrid.analysis import composition, intervals, matrices, pareto, rates, roles
+from transfergrid.analysis import (
+    composition,
+    cot_compare,
+    intervals,
+    matrices,
+    pareto,
+    rates,
+    roles,
+)
 from transfergrid.analysis import consistency as C
-from transfergrid.analysis import cot_compare, intervals, matrices, pareto, rates, roles
 from transfergrid.analysis import distance as distance_mod
 from transfergrid.analysis import variance as variance_mod
 from transfergrid.analysis.frame import ensure_prepared
