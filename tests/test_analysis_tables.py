@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from _analysis_grid import hand_grid
 
+from transfergrid.analysis.composition import TABLES as COMPOSITION_TABLES
 from transfergrid.analysis.intervals import NEEDS_CELL_UNCERTAINTY
 from transfergrid.analysis.simulate import simulate_results
 from transfergrid.analysis.tables import (
@@ -30,7 +31,7 @@ def test_every_table_with_its_columns(sim, tmp_path):
     for name, table in tables.items():
         assert list(table.columns[:len(TABLE_COLUMNS[name])]) == TABLE_COLUMNS[name], name
         # a simulated release-style frame has no per-cell tests (tests/test_uncertainty*.py cover them)
-        assert not table.empty or name in NEEDS_CELL_UNCERTAINTY, name
+        assert not table.empty or name in NEEDS_CELL_UNCERTAINTY or name in COMPOSITION_TABLES, name  # no sets
     assert tables["grid_matrix"].shape == (12, 13)
     # 3 models × 12 cells: each subset's "transfer" fit, and its regimes with >= 50 cells (the
     # reference's minimum): all: MT-CL 108, CT-ML 72, CT-CL 216; curated (source or target is global_mmlu):

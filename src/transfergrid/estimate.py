@@ -348,4 +348,6 @@ def _train_cells(study, job) -> list[Cell]:
     if study.kind == "relatedness":
         r = study.relatedness
         return [Cell(r.benchmark, lang) for lang in r.source_languages]
-    return [Cell.parse(job.spec["source_cell"])]
+    from transfergrid.composition import members_of
+
+    return list(members_of(job.spec["source_cell"]))  # a source set: its cells

@@ -74,18 +74,27 @@ class Worker:
         loaded = self.base(job)
         cell = Cell.parse(job.spec["source_cell"])
         s = self.study
+        meta = {"key": job.key, "study": s.name, "study_hash": s.content_hash(), "model_id": job.model,
+                "source_cell": str(cell), "seed": job.spec["seed"]}
         if s.kind == "relatedness":  # study 2: one training set, the source languages pooled
             train_items, val_items = self.data.relatedness_train(), self.data.relatedness_validation()
+            meta["data_manifest_hash"] = self.data.manifest_hash(cell.task)
+        elif job.spec.get("source_cells"):  # a source set (composition.py): its cells pooled
+            from transfergrid.composition import pooled_items
+
+            members = [Cell.parse(c) for c in job.spec["source_cells"]]
+            train_items = pooled_items(self.data, members, "train", job.spec["seed"])
+            val_items = pooled_items(self.data, members, "validation", job.spec["seed"])
+            meta["cells"] = [str(c) for c in members]
+            meta["data_manifest_hash"] = {t: self.data.manifest_hash(t) for t in sorted({c.task for c in members})}
         else:
             train_items, val_items = self.data.items(cell, "train"), self.data.items(cell, "validation")
+            meta["data_manifest_hash"] = self.data.manifest_hash(cell.task)
         start = time.perf_counter()
         result = train_adapter(
             loaded, train_items, val_items, s.training,
             seed=job.spec["seed"], fmt=s.train_format(), chat_template=s.train_chat_template(),
-            out_dir=Path(out_dir),
-            meta={"key": job.key, "study": s.name, "study_hash": s.content_hash(), "model_id": job.model,
-                  "source_cell": str(cell), "seed": job.spec["seed"],
-                  "data_manifest_hash": self.data.manifest_hash(cell.task)},
+            out_dir=Path(out_dir), meta=meta,
         )
         self._restore_eval_mode()
         summary = _plain(result)

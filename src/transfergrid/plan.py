@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from transfergrid.composition import source_label
 from transfergrid.records import Cell
 from transfergrid.study import Study
 from transfergrid.versions import COT_VERSION, eval_key_versions, train_key_versions
@@ -137,11 +138,14 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
             ckey = content_key({**eval_common, "fingerprint": fp, "adapter": None, "cot": cot})
             jobs.append(Job(EVAL, ckey, {**base, "variant": "cot"}))
         trains, evals, cots = [], [], []
-        for cell in _sources(study):
+        for cells in _sources(study):
+            label = source_label(cells)
             for seed in study.seeds:
-                tkey = content_key({**train_common, "fingerprint": fp, "source_cell": str(cell),
-                                    "data": manifest_hash(cell.task), "seed": seed})
-                spec = {"model": m.id, "model_source": m.source, "seed": seed, "source_cell": str(cell)}
+                tkey = content_key({**train_common, "fingerprint": fp, **_source_fields(cells, manifest_hash),
+                                    "seed": seed})
+                spec = {"model": m.id, "model_source": m.source, "seed": seed, "source_cell": label}
+                if len(cells) > 1:
+                    spec["source_cells"] = [str(c) for c in cells]
                 trains.append(Job(TRAIN, tkey, spec))
                 ekey = content_key({**eval_common, "fingerprint": fp, "adapter": tkey})
                 evals.append(Job(EVAL, ekey, {**spec, "adapter_key": tkey, "targets": targets, "variant": "ft"}))
@@ -153,12 +157,22 @@ def build_jobs(study: Study, manifest_hash: Callable[[str], str],
     return jobs
 
 
-def _sources(study: Study) -> list[Cell]:
-    """What adapters are trained on: each source cell, or (study 2) the source languages pooled."""
+def _sources(study: Study) -> list[tuple[Cell, ...]]:
+    """What adapters are trained on: each source (a cell or a set of cells, composition.py), or
+    (study 2) the source languages pooled."""
     if study.kind == "relatedness":
         r = study.relatedness
-        return [Cell(r.benchmark, "+".join(r.source_languages))]
-    return study.source_cells()
+        return [(Cell(r.benchmark, "+".join(r.source_languages)),)]
+    return study.sources()
+
+
+def _source_fields(cells: tuple[Cell, ...], manifest_hash: Callable[[str], str]) -> dict[str, Any]:
+    """The source's part of a train key: a single cell's fields as before composition existed; a
+    set's sorted member cells and the manifests of their tasks."""
+    if len(cells) == 1:
+        return {"source_cell": str(cells[0]), "data": manifest_hash(cells[0].task)}
+    return {"source_cell": source_label(cells), "source_cells": [str(c) for c in sorted(cells)],
+            "data": {t: manifest_hash(t) for t in sorted({c.task for c in cells})}}
 
 
 def _cot_settings(study: Study) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ equal real keys, so simulated scores can never be taken for real ones in a share
 
 Scores are a function of the job key (and of the spec it hashes): the base accuracy of a
 (model, target cell), an effect of the (source, target) pair and a small per-seed term, turned
-into per-item records (ids "sim-0" ...) whose mean is the stored accuracy.
+into per-item records (ids "sim-0" ...) whose mean is the stored accuracy. A source set's effect
+is its members' mean effect plus a small term of its own (composition.py).
 
 Fault injection (tests and benchmarks): `SimulatedWorker(faults={kind: [label substrings]})`, or the
 JSON of the same dict in $TRANSFERGRID_SIMULATE_FAULTS. Kinds: "raise" (the job raises),
@@ -87,11 +88,19 @@ def simulated_accuracy(job: Job, cell: Cell) -> float:
         base = min(1.0, base + 0.05 * _unit("cot", s["model"], cell))
     if job.adapter_key is None:
         return base
-    effect = 0.06 * (_unit("pair", s["model"], s["source_cell"], cell) - 0.4)
-    if cot:  # a transfer grid's CoT variant: its own, smaller adapter effect
-        effect = 0.03 * (_unit("pair-cot", s["model"], s["source_cell"], cell) - 0.4)
+    members = s.get("source_cells") or [s["source_cell"]]
+    # a source set (composition.py): its members' mean effect plus a composition term of its own
+    effect = sum(_pair_effect(s["model"], m, cell, cot) for m in members) / len(members)
+    if len(members) > 1:
+        effect += 0.02 * (_unit("compose", s["model"], s["source_cell"], cell) - 0.5)
     noise = 0.02 * (_unit("seed", job.key, cell) - 0.5)
     return min(1.0, max(0.0, base + effect + noise))
+
+
+def _pair_effect(model: str, source: str, cell: Cell, cot: bool = False) -> float:
+    if cot:  # a transfer grid's CoT variant: its own, smaller adapter effect
+        return 0.03 * (_unit("pair-cot", model, source, cell) - 0.4)
+    return 0.06 * (_unit("pair", model, source, cell) - 0.4)
 
 
 class SimulatedWorker:
@@ -133,7 +142,7 @@ class SimulatedWorker:
         (scratch / "adapter_config.json").write_text(json.dumps({"simulated": True}), encoding="utf-8")
         (scratch / "adapter_model.safetensors").write_bytes(weights)
         meta = {"key": job.key, "simulated": True, "model_id": job.model, "source_cell": job.spec["source_cell"],
-                "seed": job.spec["seed"]}
+                "cells": job.spec.get("source_cells") or [job.spec["source_cell"]], "seed": job.spec["seed"]}
         (scratch / "transfergrid.json").write_text(json.dumps(meta), encoding="utf-8")
         os.replace(scratch, out_dir)
         return {"simulated": True, "seconds": time.perf_counter() - start}

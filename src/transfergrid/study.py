@@ -11,7 +11,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -59,7 +59,9 @@ class ModelSpec(Spec):
 class GridSpec(Spec):
     tasks: list[str] = Field(min_length=1)
     languages: list[str] = Field(min_length=1)
-    sources: list[str] | None = Field(default=None, description="TASK:LANG source cells (default: every cell)")
+    sources: list[str | list[str]] | str | None = Field(
+        default=None, description="TASK:LANG source cells (default: every cell); a list of cells is one source "
+                                  "trained on them pooled; generators 'cells', 'pairs:TASK' (composition.py)")
     targets: list[str] | None = Field(default=None, description="TASK:LANG target cells (default: every cell)")
     extra_targets: list[str] = Field(
         default_factory=list, description="TASK:LANG target-only cells of tasks outside `tasks` (e.g. "
@@ -75,14 +77,31 @@ class GridSpec(Spec):
             _check_language_codes(v)
         return v
 
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _source_shapes(cls, v: Any) -> Any:
+        if v is None or isinstance(v, str):
+            return v
+        if not isinstance(v, list) or not all(isinstance(x, str) or (isinstance(x, list) and x and all(
+                isinstance(y, str) for y in x)) for x in v):
+            raise ValueError("expected a list of TASK:LANG cells and of sets (non-empty lists of cells), "
+                             f"or a generator string ('cells', 'pairs:TASK'); got {v!r}")
+        return v
+
     @model_validator(mode="after")
     def _cells_in_grid(self) -> GridSpec:
-        for name in ("sources", "targets"):
-            for text in getattr(self, name) or []:
-                task, sep, lang = text.partition(":")
-                if not sep or task not in self.tasks or lang not in self.languages:
-                    raise ValueError(f"{name}: {text!r} is not a TASK:LANG cell of the grid "
-                                     f"(tasks {self.tasks}, languages {self.languages})")
+        if self.sources is not None:
+            from transfergrid.composition import expand_sources
+
+            try:
+                expand_sources(self.sources, self.tasks, self.languages)
+            except ValueError as exc:
+                raise ValueError(f"sources: {exc}") from None
+        for text in self.targets or []:
+            task, sep, lang = text.partition(":")
+            if not sep or task not in self.tasks or lang not in self.languages:
+                raise ValueError(f"targets: {text!r} is not a TASK:LANG cell of the grid "
+                                 f"(tasks {self.tasks}, languages {self.languages})")
         for text in self.extra_targets:
             task, sep, lang = text.partition(":")
             if not sep or not task or not lang:
@@ -262,11 +281,18 @@ class Study(Spec):
         return [Cell(t, lang) for t in self.tasks for lang in self.languages]
 
     def source_cells(self) -> list[Cell]:
+        """Every cell some source trains on (a set's members too), in order."""
         if self.kind == "relatedness":
             return [Cell(self.relatedness.benchmark, lang) for lang in self.relatedness.source_languages]
-        if self.grid.sources:
-            return [Cell.parse(s) for s in self.grid.sources]
-        return self.cells()
+        return list(dict.fromkeys(c for source in self.sources() for c in source))
+
+    def sources(self) -> list[tuple[Cell, ...]]:
+        """Each source's member cells (sorted): one cell, or a set trained as one pooled adapter."""
+        if self.kind != "relatedness" and self.grid.sources:
+            from transfergrid.composition import expand_sources
+
+            return expand_sources(self.grid.sources, self.grid.tasks, self.grid.languages)
+        return [(c,) for c in (self.source_cells() if self.kind == "relatedness" else self.cells())]
 
     def target_cells(self) -> list[Cell]:
         if self.kind == "relatedness":

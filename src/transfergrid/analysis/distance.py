@@ -200,9 +200,10 @@ def urielplus_matrix(uriel, name: str, codes: list[str]) -> np.ndarray:
 
 
 def language_pair_delta(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean MT-CL Δ per ordered language pair (source rows × target columns)."""
+    """Mean MT-CL Δ per ordered language pair (source rows × target columns). Source sets of several
+    languages ("en+es", composition.py) have no distance to a language: left out."""
     df = ensure_prepared(frame)
-    cells = df.loc[df["regime"] == MT_CL]
+    cells = df.loc[(df["regime"] == MT_CL) & ~df["source_lang"].astype(str).str.contains("+", regex=False)]
     return cells.groupby(["source_lang", "target_lang"])["delta"].mean().unstack("target_lang")
 
 

@@ -275,8 +275,16 @@ def _size_from_name(name: str) -> float:
 
 
 def _recomputed_regimes(frame: pd.DataFrame) -> pd.Series:
-    same_task = frame["fine_tuned_dataset"].map(task_key) == frame["eval_dataset"].map(task_key)
-    same_lang = frame["fine_tuned_language"].str.lower() == frame["eval_language"].str.lower()
+    src_task, src_lang = frame["fine_tuned_dataset"].astype(str), frame["fine_tuned_language"].astype(str)
+    if src_task.str.contains("+", regex=False).any() or src_lang.str.contains("+", regex=False).any():
+        # source sets (composition.py): matched if the target's task / language is among the set's
+        same_task = pd.Series([task_key(t) in {task_key(p) for p in s.split("+")}
+                               for s, t in zip(src_task, frame["eval_dataset"])], index=frame.index)
+        same_lang = pd.Series([str(t).lower() in s.lower().split("+")
+                               for s, t in zip(src_lang, frame["eval_language"])], index=frame.index)
+    else:
+        same_task = frame["fine_tuned_dataset"].map(task_key) == frame["eval_dataset"].map(task_key)
+        same_lang = frame["fine_tuned_language"].str.lower() == frame["eval_language"].str.lower()
     codes = same_task.astype(int) * 2 + same_lang.astype(int)
     return codes.map({3: "MT-ML", 2: "MT-CL", 1: "CT-ML", 0: "CT-CL"}).astype(object)
 

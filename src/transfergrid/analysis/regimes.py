@@ -2,6 +2,12 @@
 
 MT-ML is the source cell itself (reported apart, not transfer). MT-CL: matched task, cross language.
 CT-ML: cross task, matched language (the arXiv text calls it ML-CT). CT-CL: cross task and language.
+
+A source set (composition.py: tasks / languages joined with "+") matches a target's task if the
+task is among the set's tasks, and its language likewise. So MT-ML, "the source cell itself", reads
+for a set as "the target's task and language are both among the set's": for a set of one task (or
+of one language) exactly the targets that are one of its cells; for a mixed set such as
+{arc:en, tqa:es} also arc:es, which is no member (`analysis.composition` marks members apart).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ _BY_HALVES = {
 
 
 def regime(source_task: str, source_lang: str, target_task: str, target_lang: str) -> str:
-    same_task, same_lang = source_task == target_task, source_lang == target_lang
+    same_task = target_task in str(source_task).split("+")
+    same_lang = target_lang in str(source_lang).split("+")
     if same_task:
         return MT_ML if same_lang else MT_CL
     return CT_ML if same_lang else CT_CL

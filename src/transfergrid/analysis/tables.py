@@ -18,8 +18,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from transfergrid.analysis import (
+    composition,
+    cot_compare,
+    intervals,
+    matrices,
+    pareto,
+    rates,
+    roles,
+)
 from transfergrid.analysis import consistency as C
-from transfergrid.analysis import cot_compare, intervals, matrices, pareto, rates, roles
 from transfergrid.analysis import distance as distance_mod
 from transfergrid.analysis import variance as variance_mod
 from transfergrid.analysis.frame import ensure_prepared
@@ -51,6 +59,8 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "significance_summary": intervals.SIGNIFICANCE_COLUMNS,
     "role_intervals": intervals.ROLE_INTERVAL_COLUMNS,
     "grid_significance": intervals.GRID_SIGNIFICANCE_COLUMNS,
+    "composition_cells": composition.CELL_COLUMNS,
+    "composition_roles": composition.ROLE_COLUMNS,
 }
 TABLES = tuple(TABLE_COLUMNS)
 SUMMARY_TABLES = TABLES  # every table is written as CSV, Markdown and LaTeX
@@ -101,6 +111,12 @@ def definitions(tolerance: float = 0.0) -> dict[str, str]:
         "grid_significance": "Per source × target cell: exact sign test on item differences averaged over "
                              "seeds and models, BH across the matrix (the heatmap's dots).",
         "cot_comparison": cot_compare.DEFINITION,  # the CoT variant's section (report/cot_section.py)
+        "composition_cells": "Per model × source set × target whose members each have their own row: the set's Δ "
+                             "against its members' mean, best and worst Δ (member = the target is one of the set's "
+                             "cells; regimes against the set: task / language among the set's).",
+        "composition_roles": f"Per source set and scope (its member cells, each regime of the others, transfer): "
+                             f"the set's donor score (mean Δ per model, then across models) against its members' "
+                             f"mean and best member's on the same cells; {rule}.",
     }
 
 
@@ -138,6 +154,8 @@ def compute_tables(frame: pd.DataFrame, *, variance: bool = True, distance: bool
         "significance_summary": lambda: intervals.significance_summary(df),
         "role_intervals": lambda: intervals.role_intervals(df, paired),
         "grid_significance": lambda: intervals.grid_significance(df, paired),
+        "composition_cells": lambda: composition.composition_cells(df),
+        "composition_roles": lambda: composition.composition_roles(df, tolerance),
     }
     if variance:
         steps["variance_decomposition"] = lambda: variance_mod.variance_decomposition(df)

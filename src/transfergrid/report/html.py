@@ -49,6 +49,9 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
      "Do different models agree on which targets a source helps most?"),
     ("distance", "Linguistic distance", ("ling_correlation", "ling_pairs"),
      "Does transfer fall off with the distance between source and target language?"),
+    ("composition", "Composition: source sets vs their members", ("composition_roles", "composition_cells"),
+     ("Does an adapter trained on several cells pooled give more (or harm less) than each of its cells alone, "
+      "on the same targets?")),
 )
 
 TABLE_TITLES = {
@@ -68,6 +71,7 @@ TABLE_TITLES = {
     "significance_summary": "Cells that changed significantly (Benjamini-Hochberg FDR)",
     "role_intervals": "Donor and recipient scores with 95 % bootstrap intervals",
     "grid_significance": "Significance of each grid cell",
+    "composition_roles": "Donor scores of source sets vs their members", "composition_cells": "Set vs members per cell",
 }
 
 ExtraSection = tuple[str, Iterable, object]
