@@ -10,25 +10,27 @@ import pytest
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
+from transfergrid.analysis import paired_table as pt
 from transfergrid.analysis import relatedness as rel
+from transfergrid.analysis import relatedness_fits as fits
 from transfergrid.errors import UserError
 
 # --- McNemar -----------------------------------------------------------------------------------
 
 def test_mcnemar_exact_by_hand_and_statsmodels():
     # b=3, c=9: 12 discordant pairs < 25 -> exact; P[X<=3], X~Bin(12, .5) = (1+12+66+220)/4096
-    method, stat, p = rel.mcnemar(3, 9)
+    method, stat, p = pt.mcnemar(3, 9)
     assert method == "exact" and stat == 3
     assert p == pytest.approx(2 * 299 / 4096, abs=1e-15)
     ref = sm_mcnemar([[10, 3], [9, 5]], exact=True)
     assert p == pytest.approx(ref.pvalue, abs=1e-12) and stat == ref.statistic
-    assert rel.mcnemar(0, 0) == ("exact", 0.0, 1.0)
-    assert rel.mcnemar(12, 12)[2] == 1.0  # 2 * P[X <= 12] > 1 is capped
+    assert pt.mcnemar(0, 0) == ("exact", 0.0, 1.0)
+    assert pt.mcnemar(12, 12)[2] == 1.0  # 2 * P[X <= 12] > 1 is capped
 
 
 def test_mcnemar_chi2_by_hand_and_statsmodels():
     # b=10, c=25: 35 >= 25 -> (|10-25|-1)^2 / 35 = 196/35 = 5.6, 1 df
-    method, stat, p = rel.mcnemar(10, 25)
+    method, stat, p = pt.mcnemar(10, 25)
     assert method == "chi2"
     assert stat == pytest.approx(5.6, abs=1e-12)
     assert p == pytest.approx(math.erfc(math.sqrt(5.6 / 2)), abs=1e-12)  # chi2(1) survival function
@@ -37,8 +39,8 @@ def test_mcnemar_chi2_by_hand_and_statsmodels():
 
 
 def test_mcnemar_switches_at_25_discordant_pairs():
-    assert rel.mcnemar(12, 12)[0] == "exact"
-    assert rel.mcnemar(12, 13)[0] == "chi2"
+    assert pt.mcnemar(12, 12)[0] == "exact"
+    assert pt.mcnemar(12, 13)[0] == "chi2"
 
 
 # --- Newcombe's paired interval --------------------------------------------------------------
@@ -60,18 +62,18 @@ def test_newcombe_interval_by_hand_with_phi_correction():
     d = 0.05
     lower = d - math.sqrt((p_after - l1) ** 2 - 2 * phi * (p_after - l1) * (u2 - p_before) + (u2 - p_before) ** 2)
     upper = d + math.sqrt((u1 - p_after) ** 2 - 2 * phi * (u1 - p_after) * (p_before - l2) + (p_before - l2) ** 2)
-    got = rel.newcombe_paired_interval(40, 10, 5, 45)
+    got = pt.newcombe_paired_interval(40, 10, 5, 45)
     assert got == pytest.approx((lower, upper), abs=1e-12)
     assert got == pytest.approx((-0.0270836, 0.1256311), abs=1e-7)
 
 
 def test_newcombe_interval_negative_phi_and_bounds():
     # AD - BC = 36*0 - 12*2 < 0: no shrinkage; values from an independent computation
-    assert rel.newcombe_paired_interval(36, 12, 2, 0) == pytest.approx((0.0569296, 0.3404276), abs=1e-7)
-    lo, hi = rel.newcombe_paired_interval(30, 2, 8, 10)
+    assert pt.newcombe_paired_interval(36, 12, 2, 0) == pytest.approx((0.0569296, 0.3404276), abs=1e-7)
+    lo, hi = pt.newcombe_paired_interval(30, 2, 8, 10)
     assert lo < (2 - 8) / 50 < hi
     assert -1 <= lo and hi <= 1
-    assert all(math.isnan(x) for x in rel.newcombe_paired_interval(0, 0, 0, 0))
+    assert all(math.isnan(x) for x in pt.newcombe_paired_interval(0, 0, 0, 0))
 
 
 # --- fixed per-item frame ---------------------------------------------------------------------
@@ -99,7 +101,7 @@ def test_gains_table_by_hand():
     assert (he["n_improved"], he["n_harmed"], he["n_items"], he["n_seeds"]) == (4, 1, 10, 1)
     assert he["mcnemar_method"] == "exact"
     assert he["mcnemar_p"] == pytest.approx(2 * (1 + 5) / 32)  # 2 P[X<=1], X~Bin(5, .5)
-    lo, hi = rel.newcombe_paired_interval(3, 4, 1, 2)
+    lo, hi = pt.newcombe_paired_interval(3, 4, 1, 2)
     assert (he["gain_ci_low"], he["gain_ci_high"]) == pytest.approx((100 * lo, 100 * hi))
     assert he["gain_ci_low"] < he["gain"] < he["gain_ci_high"]
     assert he["cot_acc"] == pytest.approx(40.0) and he["cot_gain"] == pytest.approx(0.0)
@@ -192,7 +194,7 @@ def test_group_summary_interval_matches_a_plain_bootstrap():
 
 def test_regression_matches_lstsq_and_hand_standard_errors():
     gains = rel.gains_table(_synthetic())
-    table = rel.regression_table(gains).set_index("term")
+    table = fits.regression_table(gains).set_index("term")
     assert list(table.index) == ["Intercept", "baseline_acc", "related"]
     X = np.column_stack([np.ones(len(gains)), gains["baseline_acc"], (gains["group"] == "related").astype(float)])
     y = gains["gain"].to_numpy()
@@ -211,16 +213,16 @@ def test_regression_matches_lstsq_and_hand_standard_errors():
 def test_regression_with_script_and_its_fallback():
     gains = rel.gains_table(_synthetic())
     scripts = {"he": "Hebr", "am": "Ethi", "mt": "Latn", "ja": "Jpan", "ko": "Hang", "fr": "Latn"}
-    with_script = rel.regression_table(gains, scripts=scripts)
+    with_script = fits.regression_table(gains, scripts=scripts)
     assert "script[T.Latn]" in set(with_script["term"]) and with_script["n"].iloc[0] == 24
     # a script per language is collinear with the related indicator: dropped, plain model kept
     unique = {lang: lang.upper() for lang in scripts}
-    assert list(rel.regression_table(gains, scripts=unique)["term"]) == ["Intercept", "baseline_acc", "related"]
+    assert list(fits.regression_table(gains, scripts=unique)["term"]) == ["Intercept", "baseline_acc", "related"]
 
 
 def test_cot_correlation_levels():
     gains = rel.gains_table(_synthetic())
-    table = rel.cot_correlation(gains).set_index("level")
+    table = fits.cot_correlation(gains).set_index("level")
     per_model = gains.groupby("model")[["gain", "cot_gain"]].mean()
     r = stats.pearsonr(per_model["gain"], per_model["cot_gain"])
     rho = stats.spearmanr(per_model["gain"], per_model["cot_gain"])
@@ -229,7 +231,7 @@ def test_cot_correlation_levels():
     assert table.loc["model", "spearman_p"] == pytest.approx(rho.pvalue)
     assert table.loc["model_language", "n"] == 24
     assert table.loc["model_language", "pearson_r"] == pytest.approx(stats.pearsonr(gains["gain"], gains["cot_gain"]).statistic)
-    two = rel.cot_correlation(gains[gains["model"].isin(["weak", "mid"])]).set_index("level")
+    two = fits.cot_correlation(gains[gains["model"].isin(["weak", "mid"])]).set_index("level")
     assert two.loc["model", "n"] == 2 and math.isnan(two.loc["model", "pearson_r"])
 
 

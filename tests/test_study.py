@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from transfergrid.errors import StudyError
-from transfergrid.study import load_study, parse_study, size_bucket
+from transfergrid.model_names import size_bucket
+from transfergrid.study import load_study, parse_study
 
 BASE = {"name": "s", "models": [{"id": "Qwen2.5-0.5B-Instruct", "source": "Qwen/Qwen2.5-0.5B-Instruct"}],
         "grid": {"tasks": ["arc_challenge", "truthfulqa_mc1"], "languages": ["en", "es"]}}

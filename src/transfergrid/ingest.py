@@ -299,7 +299,7 @@ def check_seed_frame(frame: pd.DataFrame, source: object) -> pd.DataFrame:
 # --- seeds -> released schema ---------------------------------------------------------------------
 def _size(model: str, given: object) -> float:
     from transfergrid.analysis.frame import parse_size
-    from transfergrid.study import infer_family_size
+    from transfergrid.model_names import infer_family_size
 
     try:
         size = parse_size(given)

@@ -106,7 +106,7 @@ def parse_size(value: object) -> float | None:
 
 def family_of(model_name: str) -> str:
     """Model family without its version: Llama-3.2-1B and Llama-3.1-8B are both "llama"."""
-    from transfergrid.study import infer_family_size
+    from transfergrid.model_names import infer_family_size
 
     family, _ = infer_family_size(model_name)
     if family is None:  # unknown family: the name's first word
@@ -116,7 +116,7 @@ def family_of(model_name: str) -> str:
 
 
 def size_bucket(size_b: float | None) -> str | None:
-    from transfergrid.study import size_bucket as bucket
+    from transfergrid.model_names import size_bucket as bucket
 
     return None if size_b is None or np.isnan(size_b) else bucket(size_b)
 
@@ -268,7 +268,7 @@ def ensure_prepared(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _size_from_name(name: str) -> float:
-    from transfergrid.study import infer_family_size
+    from transfergrid.model_names import infer_family_size
 
     _, size = infer_family_size(name)
     return np.nan if size is None else size

@@ -7,7 +7,9 @@ Input: one per-item frame, one row per scored test item, with the columns of `IT
 `variant` is "base" (the base model, numbered prompt), "ft" (the model fine-tuned on the pooled
 source languages; one row per item and training seed) or "cot" (the base model after its own
 chain-of-thought, `transfergrid.cot`). `seed` matters only for "ft" rows. Accuracies are in %,
-gains in percentage points (pp).
+gains in percentage points (pp). The paired test and interval of each gain are in
+`analysis.paired_table`; the regression and CoT correlation over the gains table in
+`analysis.relatedness_fits`.
 
 Definitions
 -----------
@@ -46,13 +48,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from transfergrid.analysis.paired_table import mcnemar, newcombe_paired_interval
 from transfergrid.errors import UserError
 
 log = logging.getLogger(__name__)
 
 ITEM_COLUMNS = ("model", "language", "group", "item", "variant", "seed", "correct")
 VARIANTS = ("base", "ft", "cot")
-EXACT_BELOW = 25  # discordant pairs below which McNemar uses the exact binomial test
 N_BOOT = 2000
 BOOT_SEED = 0
 CONTROL = "control"  # the group label of "not related" in the summaries
@@ -60,60 +62,6 @@ CONTROL = "control"  # the group label of "not related" in the summaries
 GAIN_COLUMNS = ["model", "language", "group", "n_items", "n_seeds", "baseline_acc", "ft_acc", "gain",
                 "n_improved", "n_harmed", "mcnemar_method", "mcnemar_stat", "mcnemar_p",
                 "gain_ci_low", "gain_ci_high", "cot_acc", "cot_gain"]
-
-
-# --- statistics on one paired table -----------------------------------------------------------
-
-
-def mcnemar(b: int, c: int, *, exact_below: int = EXACT_BELOW) -> tuple[str, float, float]:
-    """(method, statistic, p) of McNemar's test from the discordant counts b and c."""
-    from scipy import stats
-
-    n = b + c
-    if n == 0:
-        return "exact", 0.0, 1.0
-    if n < exact_below:
-        k = min(b, c)
-        return "exact", float(k), float(min(1.0, 2.0 * stats.binom.cdf(k, n, 0.5)))
-    stat = (abs(b - c) - 1.0) ** 2 / n
-    return "chi2", float(stat), float(stats.chi2.sf(stat, 1))
-
-
-def wilson_interval(x: float, n: int, z: float) -> tuple[float, float]:
-    """Wilson's score interval for the proportion x / n (no continuity correction)."""
-    p = x / n
-    centre = 2 * x + z * z
-    half = z * math.sqrt(z * z + 4 * x * (1 - p))
-    denom = 2 * (n + z * z)
-    return (centre - half) / denom, (centre + half) / denom
-
-
-def newcombe_paired_interval(both: int, only_after: int, only_before: int, neither: int,
-                             level: float = 0.95) -> tuple[float, float]:
-    """Newcombe (1998, paired, method 10) interval for p_after - p_before.
-
-    `both` = right before and after, `only_after` = wrong before, right after (c),
-    `only_before` = right before, wrong after (b), `neither` = wrong both times.
-    """
-    from scipy.stats import norm
-
-    e, f, g, h = both, only_after, only_before, neither
-    n = e + f + g + h
-    if n == 0:
-        return math.nan, math.nan
-    z = float(norm.ppf(0.5 + level / 2))
-    p1, p2 = (e + f) / n, (e + g) / n
-    l1, u1 = wilson_interval(e + f, n, z)
-    l2, u2 = wilson_interval(e + g, n, z)
-    margins = (e + f) * (g + h) * (e + g) * (f + h)
-    num = e * h - f * g
-    if num > 0:
-        num = max(num - n / 2, 0.0)
-    phi = num / math.sqrt(margins) if margins > 0 else 0.0
-    d = p1 - p2
-    lower = d - math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
-    upper = d + math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
-    return lower, upper
 
 
 # --- the per-item frame -----------------------------------------------------------------------
@@ -294,70 +242,6 @@ def _scope_mean(cells: pd.DataFrame, rows: np.ndarray, point: np.ndarray, boot: 
         per_model_boot.append(boot[k].mean(axis=0))
     return float(np.mean(per_model_est)), np.mean(per_model_boot, axis=0)
 
-
-def regression_table(gains: pd.DataFrame, related_group: str = "related",
-                     scripts: Mapping[str, str] | None = None, level: float = 0.95) -> pd.DataFrame:
-    """relatedness_regression.csv: OLS of gain (pp) ~ baseline_acc (%) + related (0/1) [+ C(script)]
-    over models x languages. The script term is dropped (with a warning) when it makes the design
-    singular or leaves no residual degree of freedom."""
-    import statsmodels.formula.api as smf
-
-    data = gains.dropna(subset=["gain", "baseline_acc"]).copy()
-    data["related"] = (data["group"] == related_group).astype(float)
-    formulas = ["gain ~ baseline_acc + related"]
-    if scripts:
-        unlabeled = sorted(set(data["language"]) - set(scripts))
-        if unlabeled:
-            log.warning("no script label for %s: regression without the script term", ", ".join(unlabeled))
-        else:
-            data["script"] = data["language"].map(scripts)
-            if data["script"].nunique() > 1:
-                formulas.insert(0, "gain ~ baseline_acc + related + C(script)")
-    cols = ["term", "coef", "se", "ci_low", "ci_high", "p", "n", "r2"]
-    for formula in formulas:
-        model = smf.ols(formula, data=data)
-        k = model.exog.shape[1]
-        if len(data) <= k or np.linalg.matrix_rank(model.exog) < k:
-            log.warning("regression %r is not identified on %d rows; trying a smaller one", formula, len(data))
-            continue
-        fit = model.fit()
-        ci = fit.conf_int(alpha=1 - level)
-        out = pd.DataFrame({"term": [t.replace("C(script)", "script") for t in fit.params.index],
-                            "coef": fit.params.to_numpy(), "se": fit.bse.to_numpy(),
-                            "ci_low": ci[0].to_numpy(), "ci_high": ci[1].to_numpy(),
-                            "p": fit.pvalues.to_numpy()})
-        out["n"], out["r2"] = int(fit.nobs), float(fit.rsquared)
-        first = {"Intercept": 0, "baseline_acc": 1, "related": 2}
-        out = out.sort_values("term", key=lambda t, order=first: t.map(lambda x: order.get(x, 3)), kind="stable")
-        return out[cols].reset_index(drop=True)
-    return pd.DataFrame(columns=cols)
-
-
-def _correlate(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    from scipy import stats
-
-    ok = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[ok], y[ok]
-    out = {"n": len(x), "pearson_r": math.nan, "pearson_p": math.nan,
-           "spearman_rho": math.nan, "spearman_p": math.nan}
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return out
-    r = stats.pearsonr(x, y)
-    rho = stats.spearmanr(x, y)
-    out.update(pearson_r=float(r.statistic), pearson_p=float(r.pvalue),
-               spearman_rho=float(rho.statistic), spearman_p=float(rho.pvalue))
-    return out
-
-
-def cot_correlation(gains: pd.DataFrame) -> pd.DataFrame:
-    """cot_correlation.csv: fine-tuning gain vs CoT gain, over models (each model's mean gains
-    over its target languages) and over model x language cells."""
-    cols = ["level", "n", "pearson_r", "pearson_p", "spearman_rho", "spearman_p"]
-    data = gains.dropna(subset=["gain", "cot_gain"])
-    per_model = data.groupby("model", sort=False)[["gain", "cot_gain"]].mean()
-    rows = [{"level": "model", **_correlate(per_model["gain"].to_numpy(float), per_model["cot_gain"].to_numpy(float))},
-            {"level": "model_language", **_correlate(data["gain"].to_numpy(float), data["cot_gain"].to_numpy(float))}]
-    return pd.DataFrame(rows, columns=cols)
 
 
 def weak_strong(gains: pd.DataFrame, weak_baseline: float, related_group: str = "related") -> pd.DataFrame:

@@ -36,7 +36,7 @@ def simulate_results(tasks: Sequence[str] = REFERENCE_TASKS, languages: Sequence
                      shift: Mapping[str, float] | None = None) -> pd.DataFrame:
     """A full grid (every model × source × target) in `frame.RESULT_COLUMNS`. The true standard
     deviations and shifts are in `.attrs["truth"]`."""
-    from transfergrid.study import infer_family_size
+    from transfergrid.model_names import infer_family_size
 
     rng = np.random.default_rng(seed)
     sd = {**DEFAULT_SD, **(sd or {})}

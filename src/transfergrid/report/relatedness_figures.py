@@ -1,7 +1,7 @@
 """Study 2 report: the relatedness tables (CSV) and figures (PNG + SVG).
 
 `relatedness_report(per_item_frame, spec, out_dir)` is the edge that writes; the numbers come from
-the pure functions of `transfergrid.analysis.relatedness`.
+the pure functions of `transfergrid.analysis.relatedness` and `relatedness_fits`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from transfergrid.analysis import relatedness as rel
+from transfergrid.analysis import relatedness_fits as fits
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def gain_vs_baseline_figure(gains: pd.DataFrame, related_group: str = "related")
         g = gains[gains["group"] == group]
         ax.scatter(g["baseline_acc"], g["gain"], color=colour, label=group, s=28, alpha=0.85, edgecolor="white",
                    linewidth=0.5)
-    fit = rel.regression_table(gains, related_group).set_index("term")
+    fit = fits.regression_table(gains, related_group).set_index("term")
     if {"Intercept", "baseline_acc", "related"} <= set(fit.index):
         coef = fit["coef"]
         xs = np.linspace(gains["baseline_acc"].min(), gains["baseline_acc"].max(), 50)
@@ -174,8 +175,8 @@ def relatedness_tables(per_item_frame: pd.DataFrame, spec, *, n_boot: int = rel.
     return {
         "relatedness_gains": gains,
         "relatedness_group_summary": rel.group_summary(frame, r.related_group, n_boot=n_boot, seed=seed),
-        "relatedness_regression": rel.regression_table(gains, r.related_group, r.scripts or None),
-        "cot_correlation": rel.cot_correlation(gains),
+        "relatedness_regression": fits.regression_table(gains, r.related_group, r.scripts or None),
+        "cot_correlation": fits.cot_correlation(gains),
         "relatedness_weak_strong": rel.weak_strong(gains, r.weak_baseline, r.related_group),
     }
 
