@@ -138,7 +138,7 @@ def eval_work(tokenizer, items) -> dict:
 
 
 def train_work(tokenizer, items, max_length: int) -> dict:
-    from transfergrid.train import IGNORE_INDEX, build_examples
+    from transfergrid.train_examples import IGNORE_INDEX, build_examples
 
     ex = build_examples(tokenizer, items, "cloze", max_length=max_length)
     return {"tokens": sum(len(e) for e in ex), "pairs": sum(len(e) * (len(e) + 1) // 2 for e in ex),

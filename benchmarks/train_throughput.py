@@ -43,7 +43,8 @@ def reference_trainer(model, tokenizer, train_ex, val_ex, spec, seed: int, out: 
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments, default_data_collator
 
-    from transfergrid.train import IGNORE_INDEX, resolve_target_modules
+    from transfergrid.train import resolve_target_modules
+    from transfergrid.train_examples import IGNORE_INDEX
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -99,7 +100,9 @@ def main() -> None:
 
     from transfergrid.data import load_items, resolve_data_dir
     from transfergrid.models import load_model
-    from transfergrid.train import build_examples, train_adapter, validation_loss
+    from transfergrid.train import train_adapter
+    from transfergrid.train_examples import build_examples
+    from transfergrid.train_loop import validation_loss
     from transfergrid.training_config import TrainingSpec
 
     root = resolve_data_dir()

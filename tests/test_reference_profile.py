@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from transfergrid import train as train_mod
+from transfergrid import train_loop
 from transfergrid.data import load_items
 from transfergrid.errors import StudyError, UserError
 from transfergrid.plan import TRAIN, build_jobs
@@ -17,7 +18,8 @@ from transfergrid.prompts import reference_training_text
 from transfergrid.records import Item
 from transfergrid.study import parse_study
 from transfergrid.testing import tiny_tokenizer
-from transfergrid.train import IGNORE_INDEX, build_reference_examples, random_batches
+from transfergrid.train_examples import IGNORE_INDEX, build_reference_examples
+from transfergrid.train_loop import random_batches
 from transfergrid.training_config import TrainingSpec
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -165,7 +167,7 @@ def _items(n):
 def test_reference_training_runs_and_backs_off_on_out_of_memory(tmp_path, monkeypatch):
     from transfergrid.models import load_model
 
-    real = train_mod.answer_loss_sum
+    real = train_loop.answer_loss_sum
     seen = []
 
     def small_memory(model, ids, mask, labels):
@@ -174,7 +176,7 @@ def test_reference_training_runs_and_backs_off_on_out_of_memory(tmp_path, monkey
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(model, ids, mask, labels)
 
-    monkeypatch.setattr(train_mod, "answer_loss_sum", small_memory)
+    monkeypatch.setattr(train_loop, "answer_loss_sum", small_memory)  # looked up there
     spec = TrainingSpec(encoding="reference", sampler="random", auto_batch_size=True, batch_size=8, rank=4,
                         alpha=8, epochs=1, learning_rate=1e-3, max_lengths={"arc_challenge": 48})
     result = train_mod.train_adapter(load_model("tiny:"), _items(10), _items(2), spec, seed=17, fmt="cloze",

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from transfergrid import train as train_mod
+from transfergrid import train_loop
 from transfergrid.adapters import AdapterSet
 from transfergrid.encoding import encode_prompts
 from transfergrid.errors import DivergenceError, ModelError, UserError
@@ -17,12 +18,9 @@ from transfergrid.models import load_model
 from transfergrid.prompts import render
 from transfergrid.records import Item
 from transfergrid.scoring import score_items, score_variants
-from transfergrid.train import (
-    IGNORE_INDEX,
-    build_examples,
-    length_grouped_batches,
-    train_adapter,
-)
+from transfergrid.train import train_adapter
+from transfergrid.train_examples import IGNORE_INDEX, build_examples
+from transfergrid.train_loop import length_grouped_batches
 from transfergrid.training_config import TrainingSpec
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "sun", "star", "water", "boils"]
@@ -102,9 +100,9 @@ def test_length_grouped_batches_cover_every_example_once_and_follow_the_seed():
 def test_answer_loss_equals_cross_entropy_of_the_answer_tokens_from_full_logits(tiny):
     model, tok = tiny
     examples = build_examples(tok, make_items(3), "cloze")
-    ids, mask, labels = train_mod.collate(examples, tok.pad_token_id)
+    ids, mask, labels = train_loop.collate(examples, tok.pad_token_id)
     with torch.no_grad():
-        total, n = train_mod.answer_loss_sum(model, ids, mask, labels)
+        total, n = train_loop.answer_loss_sum(model, ids, mask, labels)
         logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
     expected, count = 0.0, 0
     for b, ex in enumerate(examples):

@@ -8,12 +8,12 @@ Gradients are clipped to norm 1.0, the default of the HF Trainer the reference r
 An example is `prompt.context + prompt.continuations[gold]`, tokenised exactly as the scoring engine
 tokenises that pair (`encoding.encode_prompts`), so training and evaluation see the same tokens; the
 labels are -100 on the context and the token ids on the answer. Too long an example loses context
-tokens from the left, never answer tokens.
+tokens from the left, never answer tokens (`train_examples`: ours and the reference's encodings).
 
 Speed: batches are padded only to their own longest example, and examples of similar length share a
 batch (shuffled, then sorted by length inside buckets of 16 batches, then the batches shuffled;
 all with a generator seeded by `seed`); the vocabulary projection runs only on the answer positions.
-For a fixed seed, training on CPU is deterministic.
+For a fixed seed, training on CPU is deterministic. Batch order, loss and validation: `train_loop`.
 
 Output (`out_dir`, written atomically): the PEFT adapter (`PeftModel.from_pretrained` loads it; for
 full fine-tuning a complete HF model directory) plus `transfergrid.json` with the study hash, source
@@ -24,7 +24,6 @@ tokens per second.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import logging
 import math
@@ -38,18 +37,23 @@ from pathlib import Path
 from typing import Any
 
 from transfergrid import devices
-from transfergrid.encoding import encode_prompts, pad_id
+from transfergrid.encoding import pad_id
 from transfergrid.errors import DivergenceError, ModelError, UserError
-from transfergrid.prompts import PROMPT_VERSION, reference_training_text, render
+from transfergrid.prompts import PROMPT_VERSION
 from transfergrid.records import Item
+from transfergrid.train_examples import IGNORE_INDEX, encode_items
+from transfergrid.train_loop import (
+    accumulate,
+    length_grouped_batches,
+    random_batches,
+    validation_loss,
+)
 from transfergrid.training_config import ALL_LINEAR, TrainingSpec
 from transfergrid.versions import library_versions as _versions
 
 log = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100
 MAX_GRAD_NORM = 1.0  # HF Trainer's default, as in the reference pipeline
-BUCKET_BATCHES = 16  # length-sorting happens inside buckets of this many batches
 METADATA_FILE = "transfergrid.json"
 
 # Short names of the reference's target projections -> module names used by model families.
@@ -58,20 +62,6 @@ MODULE_ALIASES = {
     "o": ("o_proj", "out_proj", "dense"), "gate": ("gate_proj", "w1"), "up": ("up_proj", "w3"),
     "down": ("down_proj", "w2"),
 }
-
-
-@dataclass(frozen=True)
-class Example:
-    """One training sequence: labels are -100 on the context, the token id on answer tokens."""
-
-    input_ids: tuple[int, ...]
-    labels: tuple[int, ...]
-    # 1 = real token, 0 = padding; None: every token is real (examples padded per batch). Only the
-    # reference encoding sets it: its examples are padded to a fixed length, as the reference did.
-    attention: tuple[int, ...] | None = None
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
 
 
 @dataclass(frozen=True)
@@ -89,149 +79,6 @@ class TrainResult:
     wall_time_s: float
     tokens_per_second: float
     metadata: dict[str, Any]
-
-
-# --- examples ----------------------------------------------------------------------------------
-
-
-def build_examples(tokenizer, items: Sequence[Item], fmt: str, *, chat_template: bool = False,
-                   max_length: int = 512) -> list[Example]:
-    """Context + gold continuation of each item, tokenised as scoring does, answer-only labels."""
-    prompts = []
-    for it in items:
-        p = render(it, fmt, chat_template=chat_template, tokenizer=tokenizer)
-        if not p.continuations:
-            raise UserError(f"item {it.id}: {it.task} is generative; only multiple-choice tasks can be trained on")
-        prompts.append(dataclasses.replace(p, continuations=(p.continuations[p.gold],), gold=0))
-    examples = []
-    for enc in encode_prompts(tokenizer, prompts):
-        context, answer = enc.context, enc.continuations[0]
-        if len(answer) >= max_length:
-            answer = answer[:max_length - 1]  # keep at least one context token to predict from
-        context = context[-(max_length - len(answer)):]
-        examples.append(Example(tuple(context + answer), (IGNORE_INDEX,) * len(context) + tuple(answer)))
-    return examples
-
-
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, generator) -> list[list[int]]:
-    """Shuffled batches of indices whose lengths are similar (HF's `group_by_length` idea)."""
-    import torch
-
-    perm = torch.randperm(len(lengths), generator=generator).tolist()
-    bucket = batch_size * BUCKET_BATCHES
-    batches = []
-    for start in range(0, len(perm), bucket):
-        chunk = sorted(perm[start:start + bucket], key=lambda i: -lengths[i])
-        batches.extend(chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size))
-    order = torch.randperm(len(batches), generator=generator).tolist()
-    return [batches[i] for i in order]
-
-
-def encode_items(tokenizer, items: Sequence[Item], spec: TrainingSpec, *, fmt: str,
-                 chat_template: bool = False) -> list[Example]:
-    """The training examples of `items` under `spec.encoding`, each task at its own max length."""
-    if spec.encoding == "reference":
-        return build_reference_examples(tokenizer, items, spec)
-    out: list[Example | None] = [None] * len(items)
-    for task in dict.fromkeys(it.task for it in items):
-        idx = [i for i, it in enumerate(items) if it.task == task]
-        encoded = build_examples(tokenizer, [items[i] for i in idx], fmt, chat_template=chat_template,
-                                 max_length=spec.max_length_for(task))
-        for i, e in zip(idx, encoded):
-            out[i] = e
-    return out  # type: ignore[return-value]
-
-
-# --- the reference pipeline's encoding (training.encoding = "reference") --------------------------
-
-
-def _reference_pad_id(tokenizer) -> int:
-    # Not encoding.pad_id: the reference's utils.load_tokenizer pads with pad, else eos, else unk
-    # (and has no 0 fallback); its examples are fixed-length, so the pad id is part of every example.
-    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
-        if tid is not None:
-            return int(tid)
-    raise ModelError("the reference encoding pads with the pad, eos or unk token; this tokenizer has none")
-
-
-def build_reference_examples(tokenizer, items: Sequence[Item], spec: TrainingSpec) -> list[Example]:
-    """dataset_processors/*.py, token for token: fixed-length examples padded to the task's max length.
-
-    ARC, Global-MMLU, HellaSwag: prompt and target (" A") tokenised separately without special
-    tokens (no BOS), concatenated, the *first* tokens dropped past max length, loss on the target's
-    tokens, right-padded. TruthfulQA: one text tokenised with special tokens (BOS where the tokenizer
-    adds one), truncated and padded by the tokenizer (its `truncation_side`, `padding_side`), loss on
-    every non-pad token. Items the reference skips (an ARC answer outside A-D) are dropped.
-    """
-    pad_id = _reference_pad_id(tokenizer)
-    examples = []
-    for it in items:
-        text = reference_training_text(it)
-        if text is None:
-            continue
-        n = spec.max_length_for(it.task)
-        if text.target is None:
-            examples.append(_reference_full_text(tokenizer, text.prompt, n, pad_id))
-            continue
-        prompt = tokenizer(text.prompt, add_special_tokens=False)["input_ids"]
-        target = tokenizer(text.target, add_special_tokens=False)["input_ids"]
-        ids = (list(prompt) + list(target))[-n:]
-        k = len(ids)
-        start = max(0, k - len(target))
-        labels = [IGNORE_INDEX] * start + ids[start:]
-        pad = n - k
-        examples.append(Example(tuple(ids + [pad_id] * pad), tuple(labels + [IGNORE_INDEX] * pad),
-                                tuple([1] * k + [0] * pad)))
-    return examples
-
-
-def _reference_full_text(tokenizer, text: str, n: int, pad_id: int) -> Example:
-    """TruthfulQA's `tokenizer(texts, padding="max_length", truncation=True, max_length=n)`."""
-    ids = list(tokenizer(text, truncation=True, max_length=n)["input_ids"])  # special tokens kept
-    pad = n - len(ids)
-    if getattr(tokenizer, "padding_side", "right") == "left":
-        return Example(tuple([pad_id] * pad + ids), tuple([IGNORE_INDEX] * pad + ids), tuple([0] * pad + [1] * len(ids)))
-    return Example(tuple(ids + [pad_id] * pad), tuple(ids + [IGNORE_INDEX] * pad), tuple([1] * len(ids) + [0] * pad))
-
-
-def random_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The HF Trainer's training order (accelerate's SeedableRandomSampler with data_seed = seed):
-    epoch e (0-based) is `torch.randperm(n)` from a generator seeded with seed + e, cut into
-    consecutive batches, the last one possibly short."""
-    import torch
-
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
-    return [perm[k:k + batch_size] for k in range(0, n, batch_size)]
-
-
-def collate(examples: Sequence[Example], pad_id: int):
-    """(input_ids, attention_mask, labels) right-padded to the longest example of the batch."""
-    import torch
-
-    width = max(len(e) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
-    for b, e in enumerate(examples):
-        n = len(e)
-        ids[b, :n] = torch.tensor(e.input_ids)
-        mask[b, :n] = 1 if e.attention is None else torch.tensor(e.attention)
-        labels[b, :n] = torch.tensor(e.labels)
-    return ids, mask, labels
-
-
-def answer_loss_sum(model, ids, mask, labels):
-    """(summed cross-entropy over answer tokens, number of answer tokens); logits only where read."""
-    import torch.nn.functional as F
-
-    targets = labels[:, 1:]
-    keep = targets != IGNORE_INDEX
-    read = F.pad(keep, (0, 1), value=False)  # token t is predicted at position t-1
-    out = model(input_ids=ids, attention_mask=mask, logits_to_keep=read, use_cache=False)
-    logits = out.logits
-    if logits.dim() == 3:  # a model that ignores a mask-shaped logits_to_keep
-        logits = logits[read]
-    return F.cross_entropy(logits.float(), targets[keep], reduction="sum"), int(keep.sum())
 
 
 # --- model preparation -------------------------------------------------------------------------
@@ -288,60 +135,6 @@ def _checkpointing(model, on: bool) -> None:
 
 
 # --- training ----------------------------------------------------------------------------------
-
-
-def _batches_in_order(examples, batches, pad_id, device):
-    for idx in batches:
-        ids, mask, labels = collate([examples[i] for i in idx], pad_id)
-        yield ids.to(device), mask.to(device), labels.to(device), int(mask.sum())
-
-
-def validation_loss(model, examples: Sequence[Example], batch_size: int, pad_id: int) -> float:
-    """Mean cross-entropy per answer token over the validation examples (out of memory: the
-    batch size halves and the pass restarts; the mean does not depend on it)."""
-    import torch
-
-    if not examples:
-        return math.nan
-    device = next(model.parameters()).device
-    order = sorted(range(len(examples)), key=lambda i: -len(examples[i]))
-    was_training = model.training
-    model.eval()
-    try:
-        while True:
-            batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
-            total, n = 0.0, 0
-            try:
-                with torch.no_grad():
-                    for ids, mask, labels, _ in _batches_in_order(examples, batches, pad_id, device):
-                        loss, k = answer_loss_sum(model, ids, mask, labels)
-                        total, n = total + float(loss), n + k
-                return total / max(n, 1)
-            except Exception as exc:
-                if not devices.is_oom(exc) or batch_size == 1:
-                    raise
-            devices.release_memory()
-            batch_size //= 2
-            log.warning("validation: out of memory; batch size now %d", batch_size)
-    finally:
-        model.train(was_training)
-
-
-def _accumulate(net, examples, group, micro: int, n_answer: int, pad_id: int, device, autocast, where: str):
-    """Forward and backward of one optimiser step's batches in micro-batches of at most `micro`
-    examples: gradients of (summed answer loss / n_answer), the same for any `micro`.
-    Returns (summed loss, tokens)."""
-    chunks = [batch[k:k + micro] for batch in group for k in range(0, len(batch), micro)]
-    loss_total, tokens = 0.0, 0
-    for ids, mask, labels, n_tokens in _batches_in_order(examples, chunks, pad_id, device):
-        with autocast:
-            loss_sum, _ = answer_loss_sum(net, ids, mask, labels)
-        value = loss_sum.item()
-        if not math.isfinite(value):
-            raise DivergenceError(f"{where}: training loss is {value}")
-        (loss_sum / n_answer).backward()
-        loss_total, tokens = loss_total + value, tokens + n_tokens
-    return loss_total, tokens
 
 
 def _progress_sink(progress, total_steps: int, label: str) -> Callable[[dict], None]:
@@ -471,7 +264,7 @@ def train_adapter(model, train_items: Sequence[Item], val_items: Sequence[Item],
                 while True:  # out of memory: halve the micro-batch, redo this step; the batch stays
                     try:
                         with devices.attention(checkpointed, train_attention):
-                            value, n_tokens = _accumulate(net, train_ex, group, micro, n_answer, pad, device,
+                            value, n_tokens = accumulate(net, train_ex, group, micro, n_answer, pad, device,
                                                           autocast, where)
                         break
                     except DivergenceError as exc:

@@ -15,7 +15,7 @@ SCORING_VERSION = "1"
 COT_VERSION = "1"
 # fewshot: drawing and rendering of few-shot examples (few-shot evaluation keys)
 FEWSHOT_VERSION = "1"
-# train.encode_items: how training items become token ids, labels and masks under either
+# train_examples.encode_items: how training items become token ids, labels and masks under either
 # `training.examples.encoding` (our prompt + gold continuation through encoding.encode_prompts, or the
 # reference pipeline's per-task texts, truncation, BOS rule and masks).
 ENCODING_VERSION = "1"
