@@ -273,3 +273,20 @@ def test_a_tiny_run_trains_the_set_as_one_adapter(tmp_path, data_dir):
     assert set(zip(results.fine_tuned_dataset, results.fine_tuned_language)) == {
         ("arc_challenge", "en"), ("arc_challenge", "en+es")}
     assert results[results.fine_tuned_language == "en+es"].regime.tolist() == ["MT-ML", "MT-ML"]
+
+
+def test_a_grid_without_sets_logs_nothing_about_composition(caplog):
+    """The composition tables are empty without source sets, and say so only where sets exist."""
+    import logging
+
+    from transfergrid.analysis.simulate import simulate_results
+    from transfergrid.analysis.tables import compute_tables
+
+    frame = prepare(simulate_results(["arc_challenge"], ["en", "es"], models=2, seeds=1))
+    with caplog.at_level(logging.INFO, logger="transfergrid"):
+        tables = compute_tables(frame, variance=False, distance=False)
+    assert tables["composition_cells"].empty and tables["composition_roles"].empty
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not [m for m in logged if m.startswith("composition_")], logged
+    assert "task_roles: empty for this grid" in logged  # other empty tables still say so
+    assert not [m for m in logged if m.startswith("variance_decomposition: empty")]  # switched off: one line

@@ -37,6 +37,17 @@ def _member_labels(task: str, lang: str) -> list[str]:
     return [str(c) for c in members(task, lang)]
 
 
+def _is_set(df: pd.DataFrame) -> pd.Series:
+    """Rows whose source is a set of cells (its label joins members with "+")."""
+    return df["source_task"].astype(str).str.contains("+", regex=False) | \
+        df["source_lang"].astype(str).str.contains("+", regex=False)
+
+
+def has_sets(frame: pd.DataFrame) -> bool:
+    """Whether any source of the frame is a set of cells."""
+    return bool(_is_set(ensure_prepared(frame)).any())
+
+
 def composition_cells(frame: pd.DataFrame) -> pd.DataFrame:
     return _compare(frame)[0]
 
@@ -44,8 +55,7 @@ def composition_cells(frame: pd.DataFrame) -> pd.DataFrame:
 def _compare(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(composition_cells, the same rows' Δ of each member: one column per member label)."""
     df = ensure_prepared(frame)
-    is_set = df["source_task"].astype(str).str.contains("+", regex=False) | \
-        df["source_lang"].astype(str).str.contains("+", regex=False)
+    is_set = _is_set(df)
     single = df.loc[~is_set]
     delta = dict(zip(zip(single["model_name"], single["source"], single["target"]), single["delta"].astype(float)))
     rows, member_rows = [], []

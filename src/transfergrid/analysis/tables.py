@@ -63,6 +63,7 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "composition_roles": composition.ROLE_COLUMNS,
 }
 TABLES = tuple(TABLE_COLUMNS)
+SET_TABLES = ("composition_cells", "composition_roles")  # tables of source sets (composition.py)
 SUMMARY_TABLES = TABLES  # every table is written as CSV, Markdown and LaTeX
 
 
@@ -172,8 +173,11 @@ def compute_tables(frame: pd.DataFrame, *, variance: bool = True, distance: bool
         else:
             log.info("%s: not computed (switched off)", name)
             tables[name] = pd.DataFrame(columns=TABLE_COLUMNS[name])
+            continue
         if tables[name].empty:
-            log.info("%s: empty for this grid", name)
+            # the composition tables only exist for a study with source sets: no line otherwise
+            quiet = name in SET_TABLES and not composition.has_sets(df)
+            (log.debug if quiet else log.info)("%s: empty for this grid", name)
         log.debug("%s: %.2f s", name, time.perf_counter() - start)
     return tables
 
