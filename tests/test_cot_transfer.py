@@ -159,6 +159,7 @@ def test_report_shows_the_cot_section(simulated):
     table = pd.read_csv(report / "cot" / "tables" / "cot_comparison.csv")
     assert list(table.columns) == COMPARISON_COLUMNS and table.scope.tolist()[0] == "transfer"
     assert (report / "cot" / "tables" / "uplift_summary.csv").is_file()
+    assert (report / "cot" / "tables" / "cot_comparison.md").is_file() and (report / "cot" / "tables" / "cot_comparison.tex").is_file()
     assert any((report / "cot" / "figures").glob("*.png"))
 
 

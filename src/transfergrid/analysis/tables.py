@@ -202,13 +202,12 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike) ->
         path = out / f"{name}.csv"
         _atomic_write(path, table.to_csv(index=False))
         written.append(path)
-        if name in SUMMARY_TABLES:
-            md, tex = out / f"{name}.md", out / f"{name}.tex"
-            _atomic_write(md, table.to_markdown(index=False, floatfmt=".3g") + "\n" if not table.empty else
-                          "| " + " | ".join(table.columns) + " |\n")
-            if name == "pareto_appendix":
-                _atomic_write(tex, pareto.appendix_latex_rows(table))
-            else:
-                _atomic_write(tex, table.to_latex(index=False, float_format="%.3g", na_rep="--"))
-            written += [md, tex]
+        md, tex = out / f"{name}.md", out / f"{name}.tex"
+        _atomic_write(md, table.to_markdown(index=False, floatfmt=".3g") + "\n" if not table.empty else
+                      "| " + " | ".join(table.columns) + " |\n")
+        if name == "pareto_appendix":
+            _atomic_write(tex, pareto.appendix_latex_rows(table))
+        else:
+            _atomic_write(tex, table.to_latex(index=False, float_format="%.3g", na_rep="--"))
+        written += [md, tex]
     return written
