@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,9 @@ class AdapterSet:
             raise ModelError(f"no adapter named {name!r} (loaded: {', '.join(self.names) or 'none'})")
         if self.active == name:
             self.activate(None)
-        self._peft.delete_adapter(name)
+        with warnings.catch_warnings():  # PEFT's "Adapter X was active which is now deleted": we
+            warnings.filterwarnings("ignore", message="Adapter .* was active", category=UserWarning)
+            self._peft.delete_adapter(name)  # track the active variant ourselves (self.active)
         if not self._peft.peft_config:
             # PEFT keeps naming the deleted adapter as active (its generate() then fails on the
             # missing config): with none left, put the base model's own layers back.
@@ -102,6 +105,8 @@ def _strip_adapter_layers(model) -> None:
     for name, module in wrapped:
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, module.get_base_layer())
+    if hasattr(model, "peft_config"):  # else the next PeftModel warns "Already found a peft_config"
+        del model.peft_config
 
 
 def _mismatch_line(exc: BaseException) -> str:
