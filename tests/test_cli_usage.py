@@ -21,3 +21,24 @@ def test_usage_errors_exit_2_with_one_message(argv, expected, capsys):
     err = capsys.readouterr().err
     assert expected in err
     assert "Traceback" not in err
+
+
+def test_library_warnings_are_debug_lines_not_output(capsys):
+    """A warning raised inside a library during a command is shown only with --verbose."""
+    import warnings
+
+    from transfergrid.cli.app import _root
+
+    def library_warning():
+        warnings.warn_explicit("Already found a `peft_config` attribute", UserWarning,
+                               "/site-packages/peft/tuners/tuners_utils.py", 331)
+
+    with warnings.catch_warnings():
+        _root(verbose=False)
+        warnings.simplefilter("always")
+        library_warning()
+        assert "peft_config" not in capsys.readouterr().err
+        _root(verbose=True)
+        library_warning()
+        assert "peft_config" in capsys.readouterr().err
+    _root(verbose=False)

@@ -45,6 +45,13 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
     warnings.filterwarnings("ignore", message="`past_key_values` is deprecated", category=FutureWarning)
     for noisy in ("urllib3", "filelock", "httpx", "matplotlib", "PIL", "fsspec", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.showwarning = _library_warning
+
+
+def _library_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning raised by a library (PEFT, transformers, ...) is a debug line (`--verbose`),
+    not text between our log lines: users cannot act on it, and what matters we log ourselves."""
+    logging.getLogger("transfergrid.warnings").debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
 
 
 def main(argv: list[str] | None = None) -> None:
