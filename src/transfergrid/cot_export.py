@@ -63,7 +63,7 @@ def export_cot_results(study, store, jobs: Sequence[Job], *, table=None):
 def write_cot_results(study, store, jobs: Sequence[Job], results: Path, write_csv) -> Path | None:
     """Write the CoT variant beside `results` (<stem>_cot.csv and <stem>_cot.items.parquet);
     None when the study has no CoT variant. `write_csv(frame, path)` writes atomically."""
-    if not getattr(study.evaluation, "cot", False) or study.kind != "transfer":
+    if not study.evaluation.cot:  # study.py allows it in transfer studies only
         return None
     from transfergrid.export import write_table
 

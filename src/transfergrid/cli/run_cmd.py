@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from transfergrid.cli.app import app, console, data_app, models_app  # noqa: F401
+from transfergrid.cli.tables import FormatOpt
 from transfergrid.errors import UserError
 from transfergrid.studies import for_study
 
@@ -122,7 +123,7 @@ def status_command(
     study_path: StudyArg,
     out: OutOpt = None,
     data_dir: DataOpt = None,
-    fmt: Annotated[str, Opt("--format", help="table (to read) | csv | json (for scripts)")] = "table",
+    fmt: FormatOpt = "table",
     as_json: Annotated[bool, Opt("--json", help="the same as --format json")] = False,
     simulate: SimulateOpt = False,
 ) -> None:
