@@ -38,9 +38,11 @@ def _member_labels(task: str, lang: str) -> list[str]:
 
 
 def _is_set(df: pd.DataFrame) -> pd.Series:
-    """Rows whose source is a set of cells (its label joins members with "+")."""
-    return df["source_task"].astype(str).str.contains("+", regex=False) | \
-        df["source_lang"].astype(str).str.contains("+", regex=False)
+    """Rows whose source is a set of cells (its label joins members with composition.SEP)."""
+    from transfergrid.composition import SEP
+
+    return df["source_task"].astype(str).str.contains(SEP, regex=False) | \
+        df["source_lang"].astype(str).str.contains(SEP, regex=False)
 
 
 def has_sets(frame: pd.DataFrame) -> bool:
