@@ -164,6 +164,7 @@ def compute_tables(frame: pd.DataFrame, *, variance: bool = True, distance: bool
         steps["ling_correlation"] = lambda: distance_mod.ling_correlation(
             df, permutations=permutations, urielplus=urielplus)
     tables: dict[str, pd.DataFrame] = {}
+    has_sets = composition.has_sets(df)  # the composition tables exist only for a grid with source sets
     for name in TABLES:
         start = time.perf_counter()
         if name == "consistency_summary":
@@ -175,8 +176,7 @@ def compute_tables(frame: pd.DataFrame, *, variance: bool = True, distance: bool
             tables[name] = pd.DataFrame(columns=TABLE_COLUMNS[name])
             continue
         if tables[name].empty:
-            # the composition tables only exist for a study with source sets: no line otherwise
-            quiet = name in SET_TABLES and not composition.has_sets(df)
+            quiet = name in SET_TABLES and not has_sets  # no line for tables the grid cannot have
             (log.debug if quiet else log.info)("%s: empty for this grid", name)
         log.debug("%s: %.2f s", name, time.perf_counter() - start)
     return tables
